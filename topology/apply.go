@@ -24,6 +24,9 @@ const (
 	// Drifted: the topic exists but differs from the declaration; Apply
 	// left it as it is.
 	Drifted Status = "drift"
+	// Missing: the topic does not exist; only [Check] reports it (Apply
+	// creates it).
+	Missing Status = "missing"
 )
 
 // Drift is one setting of an existing topic that differs from the
@@ -110,6 +113,9 @@ func (r Report) String() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "cluster %s: %s, %d created, %d ok, %d drifted", r.Cluster, plural(len(r.Topics), "topic"), counts[Created], counts[OK], counts[Drifted])
+	if counts[Missing] > 0 {
+		fmt.Fprintf(&b, ", %d missing", counts[Missing])
+	}
 	if !r.Changed() {
 		b.WriteString(", nothing changed")
 	}
@@ -139,6 +145,16 @@ const visibleTimeout = 10 * time.Second
 // 2 s to create topics. On an error the report holds what was done before it.
 // A topic that another client creates concurrently is reported as existing.
 func Apply(ctx context.Context, client *kafka.Client, t Topology) (Report, error) {
+	return reconcile(ctx, client, t, true)
+}
+
+// Check compares the cluster with t like [Apply] but changes nothing:
+// topics that do not exist are reported as Missing. `atlas doctor` uses it.
+func Check(ctx context.Context, client *kafka.Client, t Topology) (Report, error) {
+	return reconcile(ctx, client, t, false)
+}
+
+func reconcile(ctx context.Context, client *kafka.Client, t Topology, create bool) (Report, error) {
 	if err := t.Validate(); err != nil {
 		return Report{}, fmt.Errorf("cannot apply an invalid topology: %w", err)
 	}
@@ -155,20 +171,23 @@ func Apply(ctx context.Context, client *kafka.Client, t Topology) (Report, error
 		report.Topics[i] = TopicResult{Topic: names[i], Spec: s}
 	}
 
-	var create []kafka.TopicConfig
+	var missing []kafka.TopicConfig
 	for i, s := range t.Topics {
 		if _, ok := found[names[i]]; !ok {
-			create = append(create, topicConfig(names[i], s))
+			missing = append(missing, topicConfig(names[i], s))
+			if !create {
+				report.Topics[i].Status = Missing
+			}
 		}
 	}
-	if len(create) > 0 {
-		res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
+	if len(missing) > 0 && create {
+		res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
 		if err != nil {
 			return report, fmt.Errorf("cannot create topics: %w", err)
 		}
 		var errs []error
 		var raced []string
-		for _, c := range create {
+		for _, c := range missing {
 			switch err := res.Errors[c.Topic]; {
 			case err == nil:
 				report.Topics[slices.Index(names, c.Topic)].Status = Created
@@ -190,7 +209,7 @@ func Apply(ctx context.Context, client *kafka.Client, t Topology) (Report, error
 
 	var existing []string
 	for _, r := range report.Topics {
-		if r.Status != Created {
+		if r.Status != Created && r.Status != Missing {
 			existing = append(existing, r.Topic)
 		}
 	}
@@ -200,7 +219,7 @@ func Apply(ctx context.Context, client *kafka.Client, t Topology) (Report, error
 	}
 	for i := range report.Topics {
 		r := &report.Topics[i]
-		if r.Status == Created {
+		if r.Status == Created || r.Status == Missing {
 			continue
 		}
 		got := found[r.Topic]

@@ -138,6 +138,19 @@ func TestApplyCreatesEveryTopicOnceOnARealBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
+	before, err := Check(ctx, c.client, c.topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range before.Topics {
+		if r.Status != Missing {
+			t.Errorf("Check before Apply: topic %q is %q, want %q", r.Topic, r.Status, Missing)
+		}
+	}
+	if before.Changed() {
+		t.Errorf("Check before Apply: Changed() = true; Check must not create topics")
+	}
+
 	first := c.apply(ctx, t)
 	if !first.Changed() {
 		t.Errorf("first Apply: Changed() = false, want true")

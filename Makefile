@@ -1,0 +1,48 @@
+# Atlas — see README.md. Every target that needs Kafka or ClickHouse starts
+# them through scripts/ (and reuses them when they already run).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := bin/atlas
+
+.PHONY: help build test unit integration lint demo bench up down env clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/atlas
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/atlas
+
+test: ## everything CI runs: lint, unit tests, fuzz seeds, tests against real Kafka and ClickHouse
+	scripts/test.sh
+
+unit: ## fast tests only (no services)
+	$(GO) test -count=1 ./...
+
+lint: ## go vet, gofmt
+	scripts/lint.sh
+
+demo: build ## start Kafka and ClickHouse, create topics and tables, check the setup
+	scripts/demo.sh
+
+bench: ## codec benchmarks (numbers, not pass/fail)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas/
+
+up: ## start (or reuse) Kafka and ClickHouse
+	scripts/kafka.sh start
+	scripts/clickhouse.sh start
+
+down: ## stop Kafka and ClickHouse
+	scripts/kafka.sh stop || true
+	scripts/clickhouse.sh stop || true
+
+env: ## print the ATLAS_* variables that point Atlas at the local services
+	@scripts/kafka.sh env
+	@scripts/clickhouse.sh env
+
+clean: ## remove build output (not the Kafka jar cache)
+	rm -rf bin

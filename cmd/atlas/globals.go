@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/atlas-stream/atlas/internal/kafkaconn"
+	"github.com/atlas-stream/atlas/schemas/warehouse"
+)
+
+// globals are the flags every subcommand shares: logging and how to reach
+// Kafka and ClickHouse.
+type globals struct {
+	logLevel    string
+	logFormat   string
+	topicPrefix string
+
+	kafkaBrokers  string
+	kafkaTLS      bool
+	kafkaCAFile   string
+	kafkaSASLMech string
+	kafkaSASLUser string
+	kafkaSASLPass string
+
+	chAddr       string
+	chDatabase   string
+	chUser       string
+	chPassword   string
+	chAdminUser  string
+	chAdminPass  string
+	chReaderUser string
+	chReaderPass string
+}
+
+func (g *globals) register(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&g.topicPrefix, "topic-prefix", "", "prefix of every topic and group name, to run several Atlas instances on one cluster")
+
+	f.StringVar(&g.kafkaBrokers, "kafka-brokers", kafkaconn.DefaultBrokers, "Kafka bootstrap brokers, comma-separated host:port")
+	f.BoolVar(&g.kafkaTLS, "kafka-tls", false, "connect to Kafka over TLS")
+	f.StringVar(&g.kafkaCAFile, "kafka-ca-file", "", "PEM file of the CA that signs the brokers' certificates (with --kafka-tls)")
+	f.StringVar(&g.kafkaSASLMech, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN")
+	f.StringVar(&g.kafkaSASLUser, "kafka-sasl-user", "", "Kafka SASL user")
+	f.StringVar(&g.kafkaSASLPass, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+
+	f.StringVar(&g.chAddr, "clickhouse-addr", warehouse.DefaultAddr, "ClickHouse native-protocol address host:port")
+	f.StringVar(&g.chDatabase, "clickhouse-database", warehouse.DefaultDatabase, "ClickHouse database of Atlas")
+	f.StringVar(&g.chUser, "clickhouse-user", "atlas_writer", "ClickHouse user of the consumers (writes rows, no DDL)")
+	f.StringVar(&g.chPassword, "clickhouse-password", "", "password of --clickhouse-user (prefer the environment variable)")
+	f.StringVar(&g.chAdminUser, "clickhouse-admin-user", "atlas_admin", "ClickHouse user that runs migrations")
+	f.StringVar(&g.chAdminPass, "clickhouse-admin-password", "", "password of --clickhouse-admin-user")
+	f.StringVar(&g.chReaderUser, "clickhouse-reader-user", "atlas_reader", "read-only ClickHouse user of dashboards and queries")
+	f.StringVar(&g.chReaderPass, "clickhouse-reader-password", "", "password of --clickhouse-reader-user")
+}
+
+// envName maps a flag to its environment variable: --kafka-brokers is
+// ATLAS_KAFKA_BROKERS.
+func envName(flag string) string {
+	return "ATLAS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// bindEnv sets every flag that was not given on the command line from its
+// ATLAS_* environment variable, if set.
+func bindEnv(cmd *cobra.Command) error {
+	var err error
+	set := func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("invalid %s=%q: %w", envName(f.Name), v, e)
+			}
+		}
+	}
+	cmd.Flags().VisitAll(set)
+	cmd.InheritedFlags().VisitAll(set)
+	return err
+}
+
+func (g *globals) setupLogging(w io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return &usageError{fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", g.logLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(w, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(w, opts)))
+	default:
+		return &usageError{fmt.Errorf("invalid --log-format %q: want text or json", g.logFormat)}
+	}
+	return nil
+}
+
+func (g *globals) kafka() (kafkaconn.Config, error) {
+	c := kafkaconn.Config{
+		Brokers: kafkaconn.ParseBrokers(g.kafkaBrokers), TLS: g.kafkaTLS, CAFile: g.kafkaCAFile,
+		SASLMechanism: g.kafkaSASLMech, SASLUser: g.kafkaSASLUser, SASLPassword: g.kafkaSASLPass,
+	}
+	if err := c.Validate(); err != nil {
+		return c, &usageError{err}
+	}
+	return c, nil
+}
+
+// clickhouse returns the connection settings of one of the three users:
+// "admin", "writer" or "reader".
+func (g *globals) clickhouse(who string) (warehouse.Config, error) {
+	c := warehouse.Config{Addr: g.chAddr, Database: g.chDatabase, DialTimeout: 5 * time.Second}
+	switch who {
+	case "admin":
+		c.User, c.Password = g.chAdminUser, g.chAdminPass
+	case "writer":
+		c.User, c.Password = g.chUser, g.chPassword
+	case "reader":
+		c.User, c.Password = g.chReaderUser, g.chReaderPass
+	default:
+		panic("BUG: unknown ClickHouse user role " + who)
+	}
+	if err := c.Validate(); err != nil {
+		return c, &usageError{err}
+	}
+	return c, nil
+}
