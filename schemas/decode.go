@@ -240,6 +240,12 @@ func (d *Decoder) Playback(b []byte, e *Playback) error {
 			return true, d.integer(r, &e.RebufferMs)
 		case "from":
 			return true, d.integer(r, &e.SeekFromMs)
+		case "wm":
+			return true, d.integer(r, &e.WatchedMs)
+		case "row":
+			return true, d.symbol(r, &e.SourceRow)
+		case "art":
+			return true, d.symbol(r, &e.SourceArtworkID)
 		case "err":
 			return true, d.symbol(r, &e.ErrorCode)
 		case "cdn":

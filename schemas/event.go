@@ -78,6 +78,14 @@ type Playback struct {
 	RebufferMs int64 `msgpack:"rb,omitempty" json:"rb,omitempty"`
 	// SeekFromMs is where a seek started (PositionMs is where it landed).
 	SeekFromMs int64 `msgpack:"from,omitempty" json:"from,omitempty"`
+	// WatchedMs is the content played since the previous event of the
+	// session, so watch time adds up per event without session state.
+	WatchedMs int64 `msgpack:"wm,omitempty" json:"wm,omitempty"`
+	// SourceRow and SourceArtworkID say where in the browse UI a start was
+	// launched from (empty for autoplay, deep links): the browse funnel
+	// attributes plays to them without joining sessions.
+	SourceRow       string `msgpack:"row,omitempty" json:"row,omitempty"`
+	SourceArtworkID string `msgpack:"art,omitempty" json:"art,omitempty"`
 	// ErrorCode is set on error events; a start failure is an error event
 	// before any start of the same session.
 	ErrorCode string `msgpack:"err,omitempty" json:"err,omitempty"`

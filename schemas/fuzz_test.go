@@ -45,7 +45,7 @@ func fuzzDecoder(f *testing.F, schema Schema, golden ...string) {
 }
 
 func FuzzDecodePlayback(f *testing.F) {
-	fuzzDecoder(f, SchemaPlayback, "playback_start", "playback_rebuffer", "playback_error")
+	fuzzDecoder(f, SchemaPlayback, "playback_start", "playback_rebuffer", "playback_error", "playback_heartbeat", "playback_start_from_row")
 }
 
 func FuzzDecodeBrowse(f *testing.F) {

@@ -24,6 +24,10 @@ func goldenSamples() map[string]Record {
 	return map[string]Record{
 		"playback_start": &Playback{Envelope: base, Kind: PlayStart, TitleID: "tt-1001", DurationMs: 5_400_000,
 			BitrateKbps: 4300, BufferMs: 2000, CDN: "cdn-a", ISP: "isp-telekom"},
+		"playback_heartbeat": &Playback{Envelope: base, Kind: PlayHeartbeat, TitleID: "tt-1001", PositionMs: 630_000,
+			DurationMs: 5_400_000, BitrateKbps: 4300, BufferMs: 12000, WatchedMs: 30_000, CDN: "cdn-a", ISP: "isp-telekom"},
+		"playback_start_from_row": &Playback{Envelope: base, Kind: PlayStart, TitleID: "tt-2002", DurationMs: 2_700_000,
+			BitrateKbps: 2500, SourceRow: "trending", SourceArtworkID: "art-2002-b", CDN: "cdn-b", ISP: "isp-vodafone"},
 		"playback_rebuffer": &Playback{Envelope: base, Kind: PlayRebuffer, TitleID: "tt-1001", PositionMs: 600_000,
 			DurationMs: 5_400_000, BitrateKbps: 1200, RebufferMs: 2300, CDN: "cdn-a", ISP: "isp-telekom"},
 		"playback_error": &Playback{Envelope: base, Kind: PlayError, TitleID: "tt-1001", ErrorCode: "DRM_LICENSE_EXPIRED"},
