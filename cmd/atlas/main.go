@@ -94,8 +94,16 @@ ATLAS_CLICKHOUSE_ADDR, and so on. A flag on the command line wins.`,
 		newClickHouseCmd(g),
 		newDoctorCmd(g),
 	)
+	for _, sub := range subcommands {
+		root.AddCommand(sub(g))
+	}
 	return root
 }
+
+// subcommands are registered by the files of roles and tools
+// (`func init() { subcommands = append(subcommands, newIngestCmd) }`), so
+// that adding one does not touch this file.
+var subcommands []func(*globals) *cobra.Command
 
 // isCobraUsageError recognises cobra's own argument and flag errors, which
 // it returns as plain errors.
