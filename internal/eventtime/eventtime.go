@@ -68,6 +68,9 @@ func (r Rules) ClosesAt(start int64) int64 {
 	return start + d.Window.Milliseconds() + d.Grace.Milliseconds()
 }
 
+// None is the watermark and maximum event time before any event.
+const None = math.MinInt64
+
 // Watermark tracks one partition's watermark. The zero value has seen
 // nothing; use [Rules.NewWatermark] to bind the rules.
 type Watermark struct {

@@ -1,0 +1,298 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/schemas"
+)
+
+// Dead-letter headers, beside the original record's headers.
+const (
+	HeaderDLQTopic     = "atlas-dlq-topic"
+	HeaderDLQPartition = "atlas-dlq-partition"
+	HeaderDLQOffset    = "atlas-dlq-offset"
+	HeaderDLQStage     = "atlas-dlq-stage" // decode, validate or process
+	HeaderDLQField     = "atlas-dlq-field" // the rejected field, when known
+	HeaderDLQError     = "atlas-dlq-error" // the reason, readable
+	HeaderDLQRole      = "atlas-dlq-role"
+)
+
+// maxPendingDeadLetters forces a checkpoint, so that a burst of poison
+// records cannot grow memory.
+const maxPendingDeadLetters = 1000
+
+// claimState is one owned partition's worker.
+type claimState struct {
+	r      *Runner
+	log    *slog.Logger
+	gen    *kafka.Generation
+	claim  stream.Claim
+	proc   stream.Processor
+	dec    *schemas.Decoder
+	reader *kafka.Reader
+
+	next        int64 // offset after the last handled record; -1 before any
+	uncommitted int   // records handled since the last commit
+	lastFlush   time.Time
+	deadLetters []kafka.Message
+	fenced      bool
+}
+
+func (r *Runner) runClaim(runCtx, genCtx context.Context, gen *kafka.Generation, c stream.Claim, restored *sync.WaitGroup) {
+	var once sync.Once
+	markRestored := func() { once.Do(restored.Done) }
+	defer markRestored()
+	log := r.log.With("topic", c.Topic, "partition", c.Partition)
+
+	start := time.Now()
+	proc, err := r.cfg.Factory(genCtx, c)
+	if err != nil {
+		// Returning ends the generation; the member rejoins and retries.
+		log.Error("cannot restore partition state; rejoining to retry", "err", err)
+		return
+	}
+	r.metrics.restore.Observe(time.Since(start).Seconds())
+	markRestored()
+	r.metrics.claims.Inc()
+	defer r.metrics.claims.Dec()
+
+	offset := c.Committed
+	if offset < 0 {
+		offset = r.cfg.StartOffset
+	}
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:       r.cfg.Kafka.BrokerList(),
+		Dialer:        r.dialer,
+		Topic:         c.Topic,
+		Partition:     c.Partition,
+		QueueCapacity: r.cfg.QueueCapacity,
+		MinBytes:      1,
+		MaxBytes:      8 << 20,
+		MaxWait:       200 * time.Millisecond,
+		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { log.Debug("kafka-go reader: " + fmt.Sprintf(msg, args...)) }),
+	})
+	if err := reader.SetOffset(offset); err != nil {
+		log.Error("cannot position reader", "offset", offset, "err", err)
+		reader.Close()
+		proc.Close()
+		return
+	}
+	w := &claimState{r: r, log: log, gen: gen, claim: c, proc: proc, reader: reader,
+		dec: schemas.NewDecoder(r.cfg.Limits), next: -1, lastFlush: time.Now()}
+	log.Info("partition claimed", "generation", gen.ID, "resume_offset", offset, "processed_before", c.Processed,
+		"restore_ms", time.Since(start).Milliseconds())
+
+	w.loop(genCtx)
+
+	// Revoked, or the process is stopping: make what was processed durable
+	// and commit it while this member still owns the partition.
+	if !w.fenced && w.uncommitted > 0 {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), r.cfg.RebalanceTimeout/2)
+		if err := w.checkpoint(fctx); err != nil {
+			log.Warn("final checkpoint failed; the next owner replays from the last commit", "err", err)
+		}
+		cancel()
+	}
+	if err := reader.Close(); err != nil {
+		log.Debug("closing reader", "err", err)
+	}
+	if err := proc.Close(); err != nil {
+		log.Warn("closing processor", "err", err)
+	}
+	log.Info("partition released", "generation", gen.ID, "next_offset", w.next)
+}
+
+// loop fetches and handles records until ctx ends or the claim is fenced.
+func (w *claimState) loop(ctx context.Context) {
+	retry := newBackoff(100*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil && !w.fenced {
+		deadline := w.lastFlush.Add(w.r.cfg.FlushInterval)
+		fctx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := w.reader.FetchMessage(fctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				w.log.Warn("cannot fetch; retrying", "err", err)
+				if !retry.wait(ctx) {
+					return
+				}
+			}
+		} else {
+			retry.reset()
+			w.handle(ctx, msg)
+		}
+		if w.uncommitted > 0 && (time.Now().After(deadline) || w.uncommitted >= w.r.cfg.MaxUncommitted ||
+			len(w.deadLetters) >= maxPendingDeadLetters) {
+			if err := w.checkpoint(ctx); err != nil && ctx.Err() == nil && !w.fenced {
+				w.log.Warn("checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// handle decodes, validates and processes one record; anything that fails
+// becomes a dead letter and processing continues.
+func (w *claimState) handle(ctx context.Context, msg kafka.Message) {
+	start := time.Now()
+	replay := w.claim.Processed >= 0 && msg.Offset < w.claim.Processed
+	w.next = msg.Offset + 1
+	w.uncommitted++
+	if msg.HighWaterMark > 0 {
+		w.r.metrics.lag.WithLabelValues(msg.Topic, strconv.Itoa(msg.Partition)).Set(float64(msg.HighWaterMark - msg.Offset - 1))
+	}
+	rec, err := w.dec.Decode(header(msg, schemas.HeaderSchema), msg.Value)
+	if err != nil {
+		w.deadLetter(msg, "decode", err, replay)
+		return
+	}
+	// Validate against the record's Kafka timestamp, not the wall clock, so
+	// that a replay next week judges the skew exactly as today.
+	if err := schemas.Validate(rec, w.r.cfg.Limits, msg.Time); err != nil {
+		w.deadLetter(msg, "validate", err, replay)
+		return
+	}
+	r := stream.Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Key: msg.Key, Value: rec, Replay: replay}
+	if err := w.process(ctx, &r); err != nil {
+		w.deadLetter(msg, "process", err, replay)
+		return
+	}
+	w.r.metrics.events.WithLabelValues(msg.Topic).Inc()
+	w.r.metrics.process.Observe(time.Since(start).Seconds())
+}
+
+// process calls the processor, turning a panic into an error that names
+// the partition and offset.
+func (w *claimState) process(ctx context.Context, r *stream.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.r.metrics.panics.WithLabelValues(r.Topic).Inc()
+			w.log.Error("processor panicked; record sent to the dead-letter topic", "offset", r.Offset,
+				"panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("processor panic at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, p)
+		}
+	}()
+	return w.proc.Process(ctx, r)
+}
+
+func (w *claimState) deadLetter(msg kafka.Message, stage string, cause error, replay bool) {
+	if replay {
+		return // written before the last commit
+	}
+	field := ""
+	var ve *schemas.ValidationError
+	var de *schemas.DecodeError
+	switch {
+	case errors.As(cause, &ve):
+		field = ve.Field
+	case errors.As(cause, &de):
+		field = de.Field
+	}
+	w.log.Debug("dead letter", "offset", msg.Offset, "stage", stage, "err", cause)
+	headers := append([]kafka.Header(nil), msg.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderDLQTopic, Value: []byte(msg.Topic)},
+		kafka.Header{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(msg.Partition))},
+		kafka.Header{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+		kafka.Header{Key: HeaderDLQStage, Value: []byte(stage)},
+		kafka.Header{Key: HeaderDLQField, Value: []byte(field)},
+		kafka.Header{Key: HeaderDLQError, Value: []byte(cause.Error())},
+		kafka.Header{Key: HeaderDLQRole, Value: []byte(w.r.cfg.Role)},
+	)
+	w.deadLetters = append(w.deadLetters, kafka.Message{Key: msg.Key, Value: msg.Value, Headers: headers})
+	w.r.metrics.deadLetters.WithLabelValues(msg.Topic, stage).Inc()
+}
+
+// checkpoint: processor outputs durable → dead letters acknowledged →
+// commit. Each step is retried with backoff while ctx allows; nothing is
+// committed unless every step before it succeeded.
+func (w *claimState) checkpoint(ctx context.Context) error {
+	start := time.Now()
+	fail := w.r.cfg.Failpoint
+	if fail == nil {
+		fail = func(string) {}
+	}
+	retry := newBackoff(100*time.Millisecond, 5*time.Second)
+
+	fail("before-checkpoint")
+	var cp stream.Checkpoint
+	for {
+		var err error
+		if cp, err = w.proc.Checkpoint(ctx); err == nil {
+			break
+		}
+		w.log.Warn("cannot checkpoint processor; retrying (fetching paused)", "err", err)
+		if !retry.wait(ctx) {
+			return fmt.Errorf("cannot checkpoint %s/%d: %w", w.claim.Topic, w.claim.Partition, err)
+		}
+	}
+	fail("before-dlq")
+	retry.reset()
+	for len(w.deadLetters) > 0 {
+		err := w.r.dlq.WriteMessages(ctx, w.deadLetters...)
+		if err == nil {
+			clear(w.deadLetters)
+			w.deadLetters = w.deadLetters[:0]
+			break
+		}
+		w.log.Warn("cannot write dead letters; retrying", "count", len(w.deadLetters), "err", err)
+		if !retry.wait(ctx) {
+			return fmt.Errorf("cannot write dead letters of %s/%d: %w", w.claim.Topic, w.claim.Partition, err)
+		}
+	}
+	offset := cp.Offset
+	if offset < 0 || offset > w.next {
+		offset = w.next
+	}
+	// A checkpoint in the middle of a replay must not forget how far the
+	// log was processed before the restart: records up to there keep their
+	// one-off side effects written.
+	processed := max(w.next, w.claim.Processed)
+	fail("before-commit")
+	retry.reset()
+	for {
+		err := w.r.commit(ctx, w.gen, w.claim.Topic, w.claim.Partition, offset,
+			commitMeta{Processed: processed, Processor: cp.Metadata})
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrFenced) {
+			w.fenced = true
+			w.r.metrics.commits.WithLabelValues("fenced").Inc()
+			w.log.Warn("commit refused for a stale generation: another member owns this partition now", "err", err)
+			return err
+		}
+		w.r.metrics.commits.WithLabelValues("error").Inc()
+		w.log.Warn("cannot commit; retrying", "err", err)
+		if !retry.wait(ctx) {
+			return err
+		}
+	}
+	fail("after-commit")
+	w.r.metrics.commits.WithLabelValues("ok").Inc()
+	w.r.metrics.checkpoint.Observe(time.Since(start).Seconds())
+	w.uncommitted = 0
+	w.lastFlush = time.Now()
+	return nil
+}
+
+func header(msg kafka.Message, key string) string {
+	for _, h := range msg.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
