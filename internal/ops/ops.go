@@ -1,0 +1,71 @@
+// Package ops serves the operational endpoints of a long-running Atlas
+// process: /metrics (Prometheus), /healthz (the process is alive) and
+// /readyz (every part reports ready).
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check names a part of the process and reports whether it is ready.
+type Check struct {
+	Name  string
+	Ready func() bool
+}
+
+// Handler returns the mux of the operational endpoints.
+func Handler(g prometheus.Gatherer, checks []Check) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		var waiting []string
+		for _, c := range checks {
+			if !c.Ready() {
+				waiting = append(waiting, c.Name)
+			}
+		}
+		if len(waiting) > 0 {
+			http.Error(w, "not ready: "+strings.Join(waiting, ", "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// Serve listens on addr and serves h until ctx is done, then shuts down
+// within 5 s. It returns an error only when it cannot listen.
+func Serve(ctx context.Context, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen for metrics and health on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	slog.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
