@@ -110,8 +110,10 @@ func (c *counter) Process(_ context.Context, r *stream.Record) error {
 	c.mu.Unlock()
 	return nil
 }
-func (c *counter) Checkpoint(context.Context) (stream.Checkpoint, error) { return stream.Checkpoint{Offset: -1}, nil }
-func (c *counter) Close() error                                          { return nil }
+func (c *counter) Checkpoint(context.Context) (stream.Checkpoint, error) {
+	return stream.Checkpoint{Offset: -1}, nil
+}
+func (c *counter) Close() error { return nil }
 func (c *counter) count() (distinct, total int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
