@@ -77,7 +77,8 @@
 //
 // For the event-based kinds Start is the first planted event's time and
 // End the last one's plus 1 ms. Truncated marks an incident the run ended
-// in; an incident planted too late to emit anything is not listed.
+// in; an incident planted too late to begin (no planted event, or a quality
+// range after the end of the run) is not listed.
 //
 // # Delivery: partitions, lateness, duplicates
 //

@@ -456,6 +456,9 @@ func (g *Generator) finishIncidents(t *Truth) []Incident {
 			in.Start, in.End = inc.first, inc.last+1
 			in.Truncated = inc.live > 0
 		} else {
+			if g.now < in.Start {
+				continue // planted, but the run ended before it began
+			}
 			in.Truncated = g.now < in.End
 		}
 		in.Evidence = maps2(in.Evidence)
