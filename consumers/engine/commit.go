@@ -109,3 +109,11 @@ func isFencing(err error) bool {
 	return errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
 		errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID)
 }
+
+// ProcessedOffset reads, from the metadata of a commit made by the engine,
+// the offset after the last record processed when it was made; -1 when the
+// metadata is not the engine's. The committed offset itself can be lower
+// (a processor restarts open windows from their first record), so tools
+// that ask "has the group processed everything?" compare this value with the
+// end of the partition.
+func ProcessedOffset(metadata string) int64 { return decodeMeta(metadata).Processed }
