@@ -16,12 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/atlas-stream/atlas/consumers/aggregates"
-	"github.com/atlas-stream/atlas/consumers/aggregates/chsink"
-	"github.com/atlas-stream/atlas/consumers/engine"
-	"github.com/atlas-stream/atlas/internal/eventtime"
+	"github.com/atlas-stream/atlas/internal/kafkaconn"
 	"github.com/atlas-stream/atlas/internal/ops"
-	"github.com/atlas-stream/atlas/schemas/warehouse"
 	"github.com/atlas-stream/atlas/topology"
 )
 
@@ -38,14 +34,40 @@ type runFlags struct {
 	sessionTO     time.Duration
 }
 
-// roles that `atlas run` knows, in start order.
-var runnableRoles = []string{"aggregates"}
+// roleBuilder wires one role: it returns the parts to run (in start
+// order), the readiness checks, and cleanups to run after the parts
+// stopped. Each role registers its builder from its own file (see
+// run_aggregates.go).
+type roleBuilder func(ctx context.Context, env *roleEnv) error
+
+// roleEnv is what every role builder gets and fills.
+type roleEnv struct {
+	g       *globals
+	f       runFlags
+	kafka   kafkaconn.Config
+	topo    topology.Topology
+	reg     *prometheus.Registry
+	parts   []part
+	checks  []ops.Check
+	closers []func()
+}
+
+// roles that `atlas run` knows, and their start order for "all".
+var (
+	roleBuilders  = map[string]roleBuilder{}
+	runnableRoles []string
+)
+
+func registerRole(name string, b roleBuilder) {
+	roleBuilders[name] = b
+	runnableRoles = append(runnableRoles, name)
+}
 
 func newRunCmd(g *globals) *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
 		Use:   "run ROLE...",
-		Short: "Run consumer roles: aggregates (more roles arrive with their issues), or all",
+		Short: "Run consumer roles (aggregates, …) or all of them in one process",
 		Long: `Run one or more consumer roles in this process until SIGINT or SIGTERM.
 Each role is its own consumer group member: it owns some partitions of its
 input topics, restores their state, processes records, and commits offsets
@@ -113,61 +135,18 @@ func runRoles(ctx context.Context, g *globals, f runFlags, roles []string) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var parts []part
-	var checks []ops.Check
-	var closers []func()
+	env := &roleEnv{g: g, f: f, kafka: kc, topo: t, reg: reg}
 	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
+		for i := len(env.closers) - 1; i >= 0; i-- {
+			env.closers[i]()
 		}
 	}()
 	for _, role := range roles {
-		switch role {
-		case "aggregates":
-			cfg, err := g.clickhouse("writer")
-			if err != nil {
-				return err
-			}
-			conn, err := warehouse.Open(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			closers = append(closers, func() { conn.Close() })
-			sink, err := chsink.New(conn, chsink.Config{Registerer: reg})
-			if err != nil {
-				return err
-			}
-			factory, err := aggregates.NewFactory(aggregates.Config{
-				Rules:      eventtime.Rules{Window: f.window, Lateness: f.lateness, Grace: f.grace},
-				Sink:       sink,
-				FinalOnly:  f.finalOnly,
-				Registerer: reg,
-			})
-			if err != nil {
-				return &usageError{err}
-			}
-			spec, _ := t.Role(topology.Aggregates)
-			runner, err := engine.New(engine.Config{
-				Role:           role,
-				Group:          t.GroupID(spec.Group),
-				Topics:         []string{t.Name(topology.Playback), t.Name(topology.Browse), t.Name(topology.Catalog)},
-				DLQTopic:       t.Name(topology.DLQ),
-				Kafka:          kc,
-				Factory:        factory,
-				FlushInterval:  f.flushInterval,
-				SessionTimeout: f.sessionTO,
-				Registerer:     reg,
-				Failpoint:      failpointFromEnv(),
-			})
-			if err != nil {
-				return &usageError{err}
-			}
-			// The sink must outlive the runner: the runner's last
-			// checkpoints write through it. Parts stop in reverse order.
-			parts = append(parts, part{"aggregates sink", sink.Run}, part{"aggregates consumer", runner.Run})
-			checks = append(checks, ops.Check{Name: "aggregates", Ready: runner.Ready})
+		if err := roleBuilders[role](ctx, env); err != nil {
+			return err
 		}
 	}
+	parts, checks := env.parts, env.checks
 	if f.opsAddr != "" {
 		parts = append([]part{{"ops http", func(ctx context.Context) error {
 			return ops.Serve(ctx, f.opsAddr, ops.Handler(reg, checks))
