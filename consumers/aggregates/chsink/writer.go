@@ -286,6 +286,15 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer timer.Stop()
 	var last time.Time // start of the previous flush
 	for {
+		// Stopping wins over a due flush: the final flush must not run
+		// with an ended context.
+		select {
+		case <-ctx.Done():
+			return w.shutdown(context.WithoutCancel(ctx))
+		case <-w.stop:
+			return w.shutdown(ctx)
+		default:
+		}
 		w.mu.Lock()
 		pending := w.pending.rows
 		w.mu.Unlock()

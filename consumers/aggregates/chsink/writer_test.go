@@ -34,7 +34,10 @@ type fakeInsert struct {
 	columns [][]any // one slice of values per column
 }
 
-func (c *fakeConn) PrepareBatch(_ context.Context, query string, _ ...driver.PrepareBatchOption) (driver.Batch, error) {
+func (c *fakeConn) PrepareBatch(ctx context.Context, query string, _ ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cols := strings.Count(query[strings.Index(query, "("):], ",") + 1
 	return &fakeBatch{conn: c, ins: fakeInsert{query: query, columns: make([][]any, cols)}}, nil
 }
@@ -407,6 +410,36 @@ func TestRunFlushesWhatWasAcceptedWhenItsContextEnds(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close after Run returned: %v", err)
+	}
+}
+
+func TestRowsDueWhenRunsContextEndsAreFlushedWithAFreshContext(t *testing.T) {
+	conn := &fakeConn{gate: make(chan struct{})}
+	w, err := New(conn, Config{FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	b := &aggregates.Batch{Playback: []aggregates.PlaybackRow{row(1, "t1", 0, 1)}}
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- w.Write(context.Background(), b) }()
+	waitFor(t, func() bool { return conn.sending.Load() == 1 })
+	go func() { second <- w.Write(context.Background(), b) }()
+	waitFor(t, func() bool { return w.Stats().Writes == 2 })
+	// The second write is due by the time the first flush returns, and
+	// Run's context has ended by then.
+	time.Sleep(5 * time.Millisecond)
+	cancel()
+	close(conn.gate)
+	for i, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatalf("write %d: %v", i+1, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 
