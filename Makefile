@@ -29,8 +29,8 @@ lint: ## go vet, gofmt
 demo: build ## start Kafka and ClickHouse, create topics and tables, check the setup
 	scripts/demo.sh
 
-bench: ## codec benchmarks (numbers, not pass/fail)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./schemas/
+bench: ## benchmarks that print numbers: codec, processor, simulator, replay, sink, gateway
+	scripts/bench.sh
 
 up: ## start (or reuse) Kafka and ClickHouse
 	scripts/kafka.sh start

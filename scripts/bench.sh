@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make bench: benchmarks that print numbers (never pass/fail on speed).
+# Go benchmarks run -count 5 and benchstat-style medians are left to the
+# reader of the output; pairs that are compared (sink vs plain insert,
+# gateway vs raw writer) run in the same invocation, interleaved by -count.
+# Starts (or reuses) Kafka and ClickHouse for the benchmarks that need them.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ATLAS_ROOT"
+
+count=${ATLAS_BENCH_COUNT:-5}
+scripts/kafka.sh start
+scripts/clickhouse.sh start
+eval "$(scripts/kafka.sh env)"
+eval "$(scripts/clickhouse.sh env)"
+
+run() {
+	log "$1"
+	shift
+	go test -run '^$' -benchmem -count "$count" "$@" 2>&1 | grep -E '^(Benchmark|ok|FAIL|---)' || true
+}
+
+run "codec: decode, encode, validate (per event)" -bench . ./schemas/
+run "aggregates processor (per event, no decode)" -bench Process ./consumers/aggregates/
+run "simulator: 1M events generated (and encoded)" -bench Generate1M -benchtime 1x ./producers/sim/
+run "replay: MovieLens generator and reader" -bench . ./producers/replay/
+run "ClickHouse sink vs a plain clickhouse-go batch insert (100k rows)" -tags integration -bench 'Writer|PlainBatch' ./consumers/aggregates/chsink/
+run "ingest gateway (batches of 100 over loopback) vs the raw kafka-go Writer" -tags integration -bench . ./producers/ingest/
