@@ -1,0 +1,601 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+
+	"github.com/atlas-stream/atlas/schemas"
+)
+
+// Keys of the batch envelope; see the package documentation.
+const (
+	keyEvents = "events"
+	keySchema = "s"
+	keyEvent  = "e"
+)
+
+// maxWireDepth caps nesting inside an event; no Atlas field nests deeper
+// than 2.
+const maxWireDepth = 16
+
+// item is one entry of a batch before its event is decoded.
+type item struct {
+	schema string
+	// raw is the event: a msgpack map or a JSON object. For msgpack it
+	// aliases the request body.
+	raw []byte
+	// bad is set when the entry itself is unusable (no schema, not a map);
+	// the event is then rejected with this field and reason.
+	bad    bool
+	field  string
+	reason string
+}
+
+// requestError refuses a whole request with an HTTP status and a reason.
+type requestError struct {
+	status int
+	reason string
+}
+
+func (e *requestError) Error() string { return e.reason }
+
+func malformed(format string, args ...any) error {
+	return &requestError{status: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
+}
+
+func tooManyEvents(n, max int) error {
+	return &requestError{status: http.StatusRequestEntityTooLarge, reason: fmt.Sprintf("the batch has %d events, over the limit of %d; split it", n, max)}
+}
+
+// splitMsgpack walks the msgpack batch envelope of b and appends one item per
+// entry to items. Every declared length is checked against the bytes that
+// remain before anything is used, and nesting is capped, so hostile input
+// costs no more memory than its own size (see STYLE.md on allocation
+// bombs). Event bytes are not decoded here, only delimited.
+func splitMsgpack(b []byte, maxEvents int, items []item) ([]item, error) {
+	r := wire{b: b}
+	if len(b) == 0 {
+		return items, malformed("cannot decode msgpack batch: the body is empty")
+	}
+	n, err := r.mapLen()
+	if err != nil {
+		return items, malformed("cannot decode msgpack batch: %v; want a map with the key %q", err, keyEvents)
+	}
+	found := false
+	for i := 0; i < n; i++ {
+		key, err := r.str()
+		if err != nil {
+			return items, malformed("cannot decode msgpack batch: key of entry %d: %v", i, err)
+		}
+		if string(key) != keyEvents {
+			if err := r.skip(1); err != nil {
+				return items, malformed("cannot decode msgpack batch: value of %q: %v", truncate(string(key)), err)
+			}
+			continue
+		}
+		if found {
+			return items, malformed("cannot decode msgpack batch: the key %q appears twice", keyEvents)
+		}
+		found = true
+		if items, err = splitMsgpackEvents(&r, maxEvents, items); err != nil {
+			return items, err
+		}
+	}
+	if r.remaining() > 0 {
+		return items, malformed("cannot decode msgpack batch: %d trailing bytes after the batch at byte %d", r.remaining(), r.off)
+	}
+	if !found {
+		return items, malformed("cannot decode msgpack batch: the key %q is missing", keyEvents)
+	}
+	return items, nil
+}
+
+func splitMsgpackEvents(r *wire, maxEvents int, items []item) ([]item, error) {
+	n, err := r.arrayLen()
+	if err != nil {
+		return items, malformed("cannot decode msgpack batch: %q: %v", keyEvents, err)
+	}
+	if n > maxEvents {
+		return items, tooManyEvents(n, maxEvents)
+	}
+	for i := 0; i < n; i++ {
+		it := item{}
+		start := r.off
+		c, err := r.peek()
+		if err != nil {
+			return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+		}
+		if !isMap(c) {
+			if err := r.skip(1); err != nil {
+				return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+			}
+			items = append(items, item{bad: true, reason: fmt.Sprintf("entry is a msgpack %s at byte %d, not a map with keys %q and %q", describe(c), start, keySchema, keyEvent)})
+			continue
+		}
+		m, err := r.mapLen()
+		if err != nil {
+			return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+		}
+		var sawSchema, sawEvent bool
+		for j := 0; j < m; j++ {
+			kc, err := r.peek()
+			if err != nil {
+				return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+			}
+			if !isStr(kc) {
+				if err := r.skip(1); err != nil {
+					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+				}
+				if err := r.skip(1); err != nil {
+					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+				}
+				it.bad, it.reason = true, fmt.Sprintf("entry has a %s key; keys are strings", describe(kc))
+				continue
+			}
+			key, err := r.str()
+			if err != nil {
+				return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+			}
+			switch string(key) {
+			case keySchema:
+				vc, err := r.peek()
+				if err != nil {
+					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+				}
+				if !isStr(vc) {
+					if err := r.skip(1); err != nil {
+						return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+					}
+					it.bad, it.field, it.reason = true, keySchema, fmt.Sprintf("the schema is a msgpack %s, not a string", describe(vc))
+					continue
+				}
+				s, err := r.str()
+				if err != nil {
+					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+				}
+				it.schema = string(s)
+				sawSchema = true
+			case keyEvent:
+				from := r.off
+				if err := r.skip(1); err != nil {
+					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+				}
+				it.raw = r.b[from:r.off:r.off]
+				sawEvent = true
+			default:
+				if err := r.skip(1); err != nil {
+					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
+				}
+			}
+		}
+		it = checkItem(it, sawSchema, sawEvent)
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// checkItem marks an entry without a schema or an event.
+func checkItem(it item, sawSchema, sawEvent bool) item {
+	switch {
+	case it.bad:
+	case !sawSchema:
+		it.bad, it.field, it.reason = true, keySchema, fmt.Sprintf("the entry has no schema (key %q)", keySchema)
+	case !sawEvent:
+		it.bad, it.field, it.reason = true, keyEvent, fmt.Sprintf("the entry has no event (key %q)", keyEvent)
+	}
+	return it
+}
+
+// jsonItem is one entry of a JSON batch.
+type jsonItem struct {
+	S *string         `json:"s"`
+	E json.RawMessage `json:"e"`
+}
+
+// splitJSON is splitMsgpack for a JSON body. encoding/json reads no
+// declared lengths, so it cannot be made to allocate more than a small
+// multiple of the (already bounded) body; entries are decoded one at a
+// time so that the event count is checked before the 501st is read.
+func splitJSON(b []byte, maxEvents int, items []item) ([]item, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	fail := func(err error) ([]item, error) {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return items, malformed("cannot decode JSON batch: %v at byte %d", err, dec.InputOffset())
+	}
+	if err := expectDelim(dec, '{'); err != nil {
+		return fail(err)
+	}
+	found := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fail(err)
+		}
+		key, _ := tok.(string)
+		if key != keyEvents {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		if found {
+			return items, malformed("cannot decode JSON batch: the key %q appears twice", keyEvents)
+		}
+		found = true
+		if err := expectDelim(dec, '['); err != nil {
+			return fail(err)
+		}
+		for n := 0; dec.More(); n++ {
+			if n == maxEvents {
+				return items, tooManyEvents(n+1, maxEvents)
+			}
+			var ji jsonItem
+			err := dec.Decode(&ji)
+			var te *json.UnmarshalTypeError
+			switch {
+			case errors.As(err, &te):
+				items = append(items, item{bad: true, field: jsonField(te.Field), reason: fmt.Sprintf("entry is not an object {%q: schema, %q: event}: %v", keySchema, keyEvent, err)})
+				continue
+			case err != nil:
+				return fail(err)
+			}
+			it := item{raw: ji.E}
+			if ji.S != nil {
+				it.schema = *ji.S
+			}
+			if string(ji.E) == "null" {
+				it.raw = nil
+			}
+			items = append(items, checkItem(it, ji.S != nil, it.raw != nil))
+		}
+		if err := expectDelim(dec, ']'); err != nil {
+			return fail(err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return fail(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return items, malformed("cannot decode JSON batch: trailing data after the batch at byte %d", dec.InputOffset())
+	}
+	if !found {
+		return items, malformed("cannot decode JSON batch: the key %q is missing", keyEvents)
+	}
+	return items, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q, found %v", want, describeToken(tok))
+	}
+	return nil
+}
+
+func describeToken(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		return fmt.Sprintf("%q", v)
+	case string:
+		return fmt.Sprintf("the string %q", truncate(v))
+	case nil:
+		return "null"
+	default:
+		return fmt.Sprintf("%T %v", v, v)
+	}
+}
+
+// jsonField maps encoding/json's field path to the wire key.
+func jsonField(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '.' {
+			return path[i+1:]
+		}
+	}
+	return path
+}
+
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
+
+// wire walks msgpack without trusting it, like the unexported reader of
+// package schemas: every declared length is checked against the bytes that
+// remain, nesting is capped. It covers what the batch envelope needs.
+type wire struct {
+	b   []byte
+	off int
+}
+
+func (r *wire) remaining() int { return len(r.b) - r.off }
+
+func (r *wire) errorf(format string, args ...any) error {
+	return fmt.Errorf(format+" at byte %d", append(args, r.off)...)
+}
+
+func (r *wire) peek() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, r.errorf("truncated: expected a value, found the end of the body")
+	}
+	return r.b[r.off], nil
+}
+
+// uintN reads an n-byte big-endian number after a type code.
+func (r *wire) uintN(n int, what string) (uint64, error) {
+	if n > r.remaining() {
+		return 0, r.errorf("truncated %s: need %d bytes, %d remain", what, n, r.remaining())
+	}
+	p := r.b[r.off : r.off+n]
+	r.off += n
+	switch n {
+	case 1:
+		return uint64(p[0]), nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p)), nil
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p)), nil
+	default:
+		return binary.BigEndian.Uint64(p), nil
+	}
+}
+
+func isMap(c byte) bool { return c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf }
+func isArray(c byte) bool {
+	return c >= 0x90 && c <= 0x9f || c == 0xdc || c == 0xdd
+}
+func isStr(c byte) bool { return c >= 0xa0 && c <= 0xbf || c >= 0xd9 && c <= 0xdb }
+
+// describe names the msgpack family of a type code.
+func describe(c byte) string {
+	switch {
+	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
+		return "integer"
+	case isMap(c):
+		return "map"
+	case isArray(c):
+		return "array"
+	case isStr(c):
+		return "string"
+	case c == 0xc0:
+		return "nil"
+	case c == 0xc2, c == 0xc3:
+		return "boolean"
+	case c >= 0xc4 && c <= 0xc6:
+		return "binary"
+	case c == 0xca, c == 0xcb:
+		return "float"
+	case c >= 0xc7 && c <= 0xc9, c >= 0xd4 && c <= 0xd8:
+		return "extension"
+	default:
+		return fmt.Sprintf("reserved code 0x%02x", c)
+	}
+}
+
+func (r *wire) mapLen() (int, error)   { return r.containerLen(true) }
+func (r *wire) arrayLen() (int, error) { return r.containerLen(false) }
+
+// containerLen reads a map or array header and checks its count against
+// the bytes that remain: every element takes at least one byte, a map
+// entry two.
+func (r *wire) containerLen(wantMap bool) (int, error) {
+	start := r.off
+	c, err := r.peek()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch {
+	case wantMap && c >= 0x80 && c <= 0x8f, !wantMap && c >= 0x90 && c <= 0x9f:
+		r.off++
+		n = uint64(c & 0x0f)
+	case wantMap && (c == 0xde || c == 0xdf), !wantMap && (c == 0xdc || c == 0xdd):
+		r.off++
+		size := 2
+		if c == 0xdf || c == 0xdd {
+			size = 4
+		}
+		if n, err = r.uintN(size, describe(c)+" header"); err != nil {
+			return 0, err
+		}
+	default:
+		want := "array"
+		if wantMap {
+			want = "map"
+		}
+		return 0, fmt.Errorf("expected a %s, found a %s at byte %d", want, describe(c), start)
+	}
+	per := uint64(1)
+	if wantMap {
+		per = 2
+	}
+	if n*per > uint64(r.remaining()) {
+		return 0, fmt.Errorf("%s at byte %d declares %d entries but only %d bytes remain", describe(c), start, n, r.remaining())
+	}
+	return int(n), nil
+}
+
+// str returns a string's bytes, aliasing the input.
+func (r *wire) str() ([]byte, error) {
+	start := r.off
+	c, err := r.peek()
+	if err != nil {
+		return nil, err
+	}
+	var n uint64
+	switch {
+	case c >= 0xa0 && c <= 0xbf:
+		r.off++
+		n = uint64(c & 0x1f)
+	case c >= 0xd9 && c <= 0xdb:
+		r.off++
+		if n, err = r.uintN(1<<(c-0xd9), "string header"); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("expected a string, found a %s at byte %d", describe(c), start)
+	}
+	if n > uint64(r.remaining()) {
+		return nil, fmt.Errorf("string at byte %d declares %d bytes but only %d remain", start, n, r.remaining())
+	}
+	s := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return s, nil
+}
+
+// skip steps over one value of any type.
+func (r *wire) skip(depth int) error {
+	if depth > maxWireDepth {
+		return r.errorf("nesting deeper than %d levels", maxWireDepth)
+	}
+	start := r.off
+	c, err := r.peek()
+	if err != nil {
+		return err
+	}
+	var n uint64 // bytes of payload after the header
+	switch {
+	case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
+		r.off++
+		return nil
+	case c >= 0xcc && c <= 0xd3:
+		r.off++
+		n = 1 << ((c - 0xcc) & 3)
+	case c == 0xca:
+		r.off++
+		n = 4
+	case c == 0xcb:
+		r.off++
+		n = 8
+	case isStr(c):
+		_, err := r.str()
+		return err
+	case isMap(c), isArray(c):
+		m, err := r.containerLen(isMap(c))
+		if err != nil {
+			return err
+		}
+		count := uint64(m)
+		if isMap(c) {
+			count *= 2
+		}
+		for i := uint64(0); i < count; i++ {
+			if err := r.skip(depth + 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case c >= 0xc4 && c <= 0xc6:
+		r.off++
+		if n, err = r.uintN(1<<(c-0xc4), "binary header"); err != nil {
+			return err
+		}
+	case c >= 0xd4 && c <= 0xd8:
+		r.off++
+		n = 1<<(c-0xd4) + 1 // the type byte, then the data
+	case c >= 0xc7 && c <= 0xc9:
+		r.off++
+		if n, err = r.uintN(1<<(c-0xc7), "extension header"); err != nil {
+			return err
+		}
+		n++ // the type byte
+	default:
+		return fmt.Errorf("invalid msgpack code 0x%02x at byte %d", c, start)
+	}
+	if n > uint64(r.remaining()) || n > math.MaxInt32 {
+		return fmt.Errorf("%s at byte %d declares %d bytes but only %d remain", describe(c), start, n, r.remaining())
+	}
+	r.off += int(n)
+	return nil
+}
+
+// EncodeBatch appends the msgpack batch of recs to dst:
+// {"events": [{"s": schema, "e": event}, …]}, each event encoded with
+// [schemas.Append]. It is what devices, the simulator and the tests send.
+func EncodeBatch(dst []byte, recs []schemas.Record) ([]byte, error) {
+	dst = appendMapHeader(dst, 1)
+	dst = appendStr(dst, keyEvents)
+	dst = appendArrayHeader(dst, len(recs))
+	var err error
+	for i, rec := range recs {
+		dst = appendMapHeader(dst, 2)
+		dst = appendStr(dst, keySchema)
+		dst = appendStr(dst, string(rec.Schema()))
+		dst = appendStr(dst, keyEvent)
+		if dst, err = schemas.Append(dst, rec); err != nil {
+			return dst, fmt.Errorf("cannot encode event %d of the batch: %w", i, err)
+		}
+	}
+	return dst, nil
+}
+
+// EncodeBatchJSON returns the JSON batch of recs, the same shape as
+// EncodeBatch with the JSON names of the schemas types.
+func EncodeBatchJSON(recs []schemas.Record) ([]byte, error) {
+	type entry struct {
+		S string         `json:"s"`
+		E schemas.Record `json:"e"`
+	}
+	out := struct {
+		Events []entry `json:"events"`
+	}{Events: make([]entry, len(recs))}
+	for i, rec := range recs {
+		out.Events[i] = entry{S: string(rec.Schema()), E: rec}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode the JSON batch: %w", err)
+	}
+	return b, nil
+}
+
+func appendMapHeader(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xde), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint32(append(dst, 0xdf), uint32(n))
+	}
+}
+
+func appendArrayHeader(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xdc), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
+	}
+}
+
+func appendStr(dst []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		dst = append(dst, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		dst = append(dst, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
+	}
+	return append(dst, s...)
+}

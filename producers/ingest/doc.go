@@ -1,0 +1,67 @@
+// Package ingest is `atlas ingest`: the HTTP gateway for devices that cannot
+// speak Kafka (browsers, TVs, consoles). It authenticates each request,
+// limits it, stamps and anonymises its events, and answers only after Kafka
+// acknowledged every event it accepted.
+//
+// # Request
+//
+//	POST /v1/events
+//	Content-Type: application/msgpack   (or application/json, for browsers)
+//	X-Atlas-Session:   the session id
+//	X-Atlas-Timestamp: Unix seconds
+//	X-Atlas-Nonce:     1–64 printable ASCII characters, unique within the session
+//	X-Atlas-Signature: hex HMAC-SHA256(session key, timestamp "\n" nonce "\n" body)
+//
+// The body is a batch, as a msgpack map (or the same shape in JSON):
+//
+//	{"events": [{"s": "playback.v1", "e": {…playback event…}},
+//	            {"s": "browse.v1",   "e": {…browse event…}}, …]}
+//
+// Each event is a map with the short keys of package schemas ("id", "t",
+// "pro", …); [EncodeBatch] and [EncodeBatchJSON] write batches. Devices may
+// send playback.v1 and browse.v1 events; every event must carry the signed
+// session id in "ses". Unknown keys are ignored, at every level.
+//
+// # Authentication
+//
+// The session key is [SessionKey](server secret, session id): the login
+// service issues it to the device with the session, and the gateway derives
+// it again for each request, so it keeps no key store and a key extracted
+// from a device is worth one session. [Sign] signs a request. Timestamps
+// more than 300 s from the server clock are refused, and so is a nonce that
+// the session already used within that window (a replay); every request,
+// retries included, is signed afresh with a new nonce.
+//
+// # What reaches Kafka
+//
+// The gateway overwrites each event's receive time ("rt") with its own
+// clock and its client network ("net") with [ClientNet] of the client
+// address: the /24 (IPv4) or /48 (IPv6) prefix and a keyed hash. Raw client
+// addresses are never written to Kafka or to the logs. The client address is
+// the TCP peer, or, when the peer is in [Config.TrustedProxies], the address
+// that X-Forwarded-For names.
+//
+// # Answers
+//
+//	200  the batch was read; the body is a [Response] with one [EventStatus]
+//	     per event: "accepted" events are acknowledged by Kafka (acks=all);
+//	     "rejected" ones were not sent, with the field and the reason. A
+//	     batch with some invalid events still gets 200: the valid ones are
+//	     written, and the answer says exactly which were not.
+//	400  the body is not a batch (malformed msgpack or JSON, no events)
+//	401  unsigned, bad signature, timestamp outside ±300 s, replayed nonce
+//	413  body over 1 MiB, or more than 500 events
+//	415  Content-Type other than msgpack or JSON
+//	429  over the session's or the network's rate; Retry-After says when
+//	503  Kafka did not acknowledge every accepted event (retry the whole
+//	     batch after Retry-After; event ids make duplicates harmless), or
+//	     the gateway is at its concurrency cap
+//
+// Every answer other than 200 is an [ErrorResponse] with a reason. Limits
+// are [Config] fields.
+//
+// GET /healthz answers 200 while the process serves; GET /readyz answers
+// 503 while Kafka does not take writes or the gateway drains; GET /metrics
+// serves Prometheus metrics (atlas_ingest_…, and the producer's
+// atlas_player_… when they share a registry).
+package ingest
