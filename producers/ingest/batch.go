@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 
 	"github.com/atlas-stream/atlas/schemas"
 )
@@ -104,6 +105,7 @@ func splitMsgpackEvents(r *wire, maxEvents int, items []item) ([]item, error) {
 	if n > maxEvents {
 		return items, tooManyEvents(n, maxEvents)
 	}
+	items = slices.Grow(items, n)
 	for i := 0; i < n; i++ {
 		it := item{}
 		start := r.off
@@ -159,7 +161,7 @@ func splitMsgpackEvents(r *wire, maxEvents int, items []item) ([]item, error) {
 				if err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
-				it.schema = string(s)
+				it.schema = schemaName(s)
 				sawSchema = true
 			case keyEvent:
 				from := r.off
@@ -179,6 +181,19 @@ func splitMsgpackEvents(r *wire, maxEvents int, items []item) ([]item, error) {
 	}
 	return items, nil
 }
+
+// schemaName returns the schema as a string, without allocating for the
+// schemas this build knows.
+func schemaName(b []byte) string {
+	for _, s := range knownSchemas {
+		if string(b) == string(s) {
+			return string(s)
+		}
+	}
+	return string(b)
+}
+
+var knownSchemas = schemas.Schemas()
 
 // checkItem marks an entry without a schema or an event.
 func checkItem(it item, sawSchema, sawEvent bool) item {

@@ -69,7 +69,7 @@ func TestEncodeBatchJSONHasTheSameShape(t *testing.T) {
 	if len(items) != 3 || items[0].schema != "playback.v1" || items[1].schema != "browse.v1" {
 		t.Fatalf("items %+v", items)
 	}
-	rec, _, field, reason := decodeEvent(schemas.NewDecoder(schemas.Limits{}), &items[0], true)
+	rec, _, field, reason := decodeEvent(schemas.NewDecoder(schemas.Limits{}), &items[0], true, nil)
 	if rec == nil {
 		t.Fatalf("cannot decode the JSON event: %s: %s", field, reason)
 	}
@@ -197,7 +197,7 @@ func TestDecodeEventNamesTheField(t *testing.T) {
 	dec := schemas.NewDecoder(schemas.Limits{})
 	check := func(it item, isJSON bool, wantField, wantReason string) {
 		t.Helper()
-		rec, _, field, reason := decodeEvent(dec, &it, isJSON)
+		rec, _, field, reason := decodeEvent(dec, &it, isJSON, nil)
 		if rec != nil || field != wantField || !strings.Contains(reason, wantReason) {
 			t.Fatalf("decodeEvent(%s %q): %v %q %q, want field %q and a reason containing %q", it.schema, it.raw, rec, field, reason, wantField, wantReason)
 		}
@@ -259,7 +259,7 @@ func FuzzSplitMsgpack(f *testing.F) {
 			if len(it.raw) == 0 || len(it.raw) > len(b) {
 				t.Fatalf("event of %d bytes out of a %d-byte body", len(it.raw), len(b))
 			}
-			decodeEvent(dec, &it, false)
+			decodeEvent(dec, &it, false, nil)
 		}
 	})
 }
@@ -280,7 +280,7 @@ func FuzzSplitJSON(f *testing.F) {
 		}
 		for _, it := range items {
 			if !it.bad {
-				decodeEvent(dec, &it, true)
+				decodeEvent(dec, &it, true, nil)
 			}
 		}
 	})

@@ -231,6 +231,8 @@ type Gateway struct {
 	mux      *http.ServeMux
 	decoders sync.Pool // of *schemas.Decoder
 	bodies   sync.Pool // of *bytes.Buffer
+	items    sync.Pool // of *[]item
+	idSets   sync.Pool // of map[string]int
 	draining atomic.Bool
 
 	readyMu   sync.Mutex
@@ -269,6 +271,8 @@ func New(cfg Config, sender Sender) (*Gateway, error) {
 	}
 	g.decoders.New = func() any { return schemas.NewDecoder(cfg.Limits) }
 	g.bodies.New = func() any { return new(bytes.Buffer) }
+	g.items.New = func() any { return new([]item) }
+	g.idSets.New = func() any { return make(map[string]int) }
 	g.mux = http.NewServeMux()
 	g.mux.HandleFunc("POST /v1/events", g.events)
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -492,7 +496,13 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) (int, str
 		return g.fail(w, http.StatusTooManyRequests, CodeRateLimited, fmt.Sprintf("too many requests in this session; retry after %s", ceilSeconds(wait)), wait)
 	}
 
-	var items []item
+	itemsp := g.items.Get().(*[]item)
+	items := (*itemsp)[:0]
+	defer func() {
+		clear(items) // drop the references into the pooled body
+		*itemsp = items[:0]
+		g.items.Put(itemsp)
+	}()
 	if isJSON {
 		items, err = splitJSON(body, g.cfg.MaxEvents, items)
 	} else {
@@ -526,13 +536,11 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) (int, str
 		var unavailable error
 		for j, err := range errs {
 			st := &resp.Events[positions[j]]
-			var ve *schemas.ValidationError
-			switch {
-			case err == nil:
+			if err == nil {
 				st.Status = StatusAccepted
-			case errors.As(err, &ve):
+			} else if ve := asValidationError(err); ve != nil {
 				reject(st, ve.Field, ve.Reason)
-			default:
+			} else {
 				unavailable = err
 			}
 		}
@@ -567,6 +575,17 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) (int, str
 	w.WriteHeader(http.StatusOK)
 	w.Write(out.Bytes())
 	return http.StatusOK, "ok"
+}
+
+// asValidationError returns err's *schemas.ValidationError, or nil. (Out
+// of the loop over results, so that the target does not escape to the heap
+// for every acknowledged event.)
+func asValidationError(err error) *schemas.ValidationError {
+	var ve *schemas.ValidationError
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return nil
 }
 
 // maxPooledBody keeps one huge request from pinning its buffer in the pool.
@@ -626,8 +645,13 @@ func (g *Gateway) prepare(items []item, isJSON bool, session, clientNet string, 
 	positions := make([]int, 0, len(items))
 	var ids map[string]int
 	if len(items) > 1 {
-		ids = make(map[string]int, len(items))
+		ids = g.idSets.Get().(map[string]int)
+		defer func() {
+			clear(ids)
+			g.idSets.Put(ids)
+		}()
 	}
+	records := newSlab(items)
 	receive := now.UnixMilli()
 	for i := range items {
 		it := &items[i]
@@ -637,7 +661,7 @@ func (g *Gateway) prepare(items []item, isJSON bool, session, clientNet string, 
 			reject(st, it.field, it.reason)
 			continue
 		}
-		rec, env, field, reason := decodeEvent(dec, it, isJSON)
+		rec, env, field, reason := decodeEvent(dec, it, isJSON, records)
 		if rec == nil {
 			reject(st, field, reason)
 			continue
@@ -683,9 +707,47 @@ func reject(st *EventStatus, field, reason string) {
 	st.Status, st.Field, st.Reason = StatusRejected, field, reason
 }
 
-// decodeEvent decodes one event of a schema devices may send. On failure
-// rec is nil and field and reason say why.
-func decodeEvent(dec *schemas.Decoder, it *item, isJSON bool) (rec schemas.Record, env *schemas.Envelope, field, reason string) {
+// slab holds the records of one request in two arrays, so that a batch
+// costs two allocations rather than one per event. Its records live as long
+// as the request's.
+type slab struct {
+	playback []schemas.Playback
+	browse   []schemas.Browse
+}
+
+func newSlab(items []item) *slab {
+	var np, nb int
+	for i := range items {
+		switch schemas.Schema(items[i].schema) {
+		case schemas.SchemaPlayback:
+			np++
+		case schemas.SchemaBrowse:
+			nb++
+		}
+	}
+	return &slab{playback: make([]schemas.Playback, 0, np), browse: make([]schemas.Browse, 0, nb)}
+}
+
+func (s *slab) newPlayback() *schemas.Playback {
+	if s == nil || len(s.playback) == cap(s.playback) {
+		return new(schemas.Playback)
+	}
+	s.playback = s.playback[:len(s.playback)+1]
+	return &s.playback[len(s.playback)-1]
+}
+
+func (s *slab) newBrowse() *schemas.Browse {
+	if s == nil || len(s.browse) == cap(s.browse) {
+		return new(schemas.Browse)
+	}
+	s.browse = s.browse[:len(s.browse)+1]
+	return &s.browse[len(s.browse)-1]
+}
+
+// decodeEvent decodes one event of a schema devices may send, into a
+// record from records (nil: a new one). On failure rec is nil and field
+// and reason say why.
+func decodeEvent(dec *schemas.Decoder, it *item, isJSON bool, records *slab) (rec schemas.Record, env *schemas.Envelope, field, reason string) {
 	s, err := schemas.ParseSchema(it.schema)
 	if err != nil {
 		return nil, nil, keySchema, err.Error()
@@ -693,7 +755,7 @@ func decodeEvent(dec *schemas.Decoder, it *item, isJSON bool) (rec schemas.Recor
 	var e *schemas.Envelope
 	switch s {
 	case schemas.SchemaPlayback:
-		p := new(schemas.Playback)
+		p := records.newPlayback()
 		rec, e = p, &p.Envelope
 		if isJSON {
 			err = json.Unmarshal(it.raw, p)
@@ -701,7 +763,7 @@ func decodeEvent(dec *schemas.Decoder, it *item, isJSON bool) (rec schemas.Recor
 			err = dec.Playback(it.raw, p)
 		}
 	case schemas.SchemaBrowse:
-		b := new(schemas.Browse)
+		b := records.newBrowse()
 		rec, e = b, &b.Envelope
 		if isJSON {
 			err = json.Unmarshal(it.raw, b)

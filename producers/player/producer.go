@@ -280,6 +280,9 @@ type syncCall struct {
 
 var errPending = errors.New("BUG: player: record still pending")
 
+// messagePool recycles the message slices of SendSync.
+var messagePool = sync.Pool{New: func() any { return new([]kafka.Message) }}
+
 // message validates and encodes rec. The returned error is a
 // *schemas.ValidationError or an encoding error; the route is nil when the
 // record is not an Atlas record at all.
@@ -449,7 +452,11 @@ func (p *Producer) SendSync(ctx context.Context, recs []schemas.Record) []error 
 	now := time.Now()
 	call := &syncCall{errs: errs, done: make(chan struct{})}
 	pend := make([]pending, len(recs))
-	msgs := make([]kafka.Message, 0, len(recs))
+	// The Writer copies messages into its batches, so the slice can be
+	// reused once WriteMessages returned without an error (an error may
+	// refer to it).
+	msgsp := messagePool.Get().(*[]kafka.Message)
+	msgs := (*msgsp)[:0]
 	for i, rec := range recs {
 		msg, rt, err := p.message(rec, now)
 		if err != nil {
@@ -484,6 +491,9 @@ func (p *Producer) SendSync(ctx context.Context, recs []schemas.Record) []error 
 		p.slots.release(len(msgs))
 		return failAll(fmt.Errorf("cannot queue %d records: %w", len(msgs), err))
 	}
+	clear(msgs)
+	*msgsp = msgs[:0]
+	messagePool.Put(msgsp)
 	p.leave()
 	entered = false
 
