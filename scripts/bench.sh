@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench: benchmarks that print numbers (never pass/fail on speed).
-# Go benchmarks run -count 5 and benchstat-style medians are left to the
-# reader of the output; pairs that are compared (sink vs plain insert,
-# gateway vs raw writer) run in the same invocation, interleaved by -count.
+# Go benchmarks run -count 5 (repetitions back to back; read the medians).
+# The gateway-vs-raw-Writer comparison runs its own interleaved
+# repetitions (scripts/bench-ingest.sh) and prints one table.
 # Starts (or reuses) Kafka and ClickHouse for the benchmarks that need them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -25,4 +25,5 @@ run "aggregates processor (per event, no decode)" -bench Process ./consumers/agg
 run "simulator: 1M events generated (and encoded)" -bench Generate1M -benchtime 1x ./producers/sim/
 run "replay: MovieLens generator and reader" -bench . ./producers/replay/
 run "ClickHouse sink vs a plain clickhouse-go batch insert (100k rows)" -tags integration -bench 'Writer|PlainBatch' ./consumers/aggregates/chsink/
-run "ingest gateway (batches of 100 over loopback) vs the raw kafka-go Writer" -tags integration -bench . ./producers/ingest/
+log "ingest gateway (batches of 100 over loopback) vs the raw kafka-go Writer, 5 interleaved repetitions"
+scripts/bench-ingest.sh
