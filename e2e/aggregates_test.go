@@ -179,7 +179,11 @@ func TestAggregatesStayExactWhileTheConsumerIsKilledRepeatedly(t *testing.T) {
 	}
 	t.Logf("simulator: %s", strings.TrimSpace(lastLines(simulate.output(), 3)))
 
-	final := s.start("aggregates", append(args, "--ops-addr", freeAddr(t))...)
+	finalOps := freeAddr(t)
+	final := s.start("aggregates", append(args, "--ops-addr", finalOps)...)
+	// Ready means it handles signals and owns its partitions; everything
+	// may already have been processed by the killed ones.
+	s.waitReady(final, finalOps, time.Minute)
 	s.waitDrained(3*time.Minute, s.topo.GroupID(topology.AggregatesGroup),
 		s.topo.Name(topology.Playback), s.topo.Name(topology.Browse), s.topo.Name(topology.Catalog))
 	final.signal(syscall.SIGTERM)

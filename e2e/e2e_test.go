@@ -260,3 +260,22 @@ func (s *stack) waitMetric(p *proc, addr, name string, min float64, d time.Durat
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// waitReady waits until a process answers /readyz with 200.
+func (s *stack) waitReady(p *proc, addr string, d time.Duration) {
+	s.t.Helper()
+	c := http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(d)
+	for {
+		if res, err := c.Get("http://" + addr + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("not ready after %s:\n%s", d, lastLines(p.output(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
