@@ -53,11 +53,14 @@ wait_until 60 "consumer lag 0" caught_up
 sleep 2
 events=$(curl -fsS "http://$ops/metrics" | awk '/^atlas_engine_events_total/ {s += $2} END {printf "%d", s}')
 
-for q in trending completion funnel quality genre-gap; do
+for q in trending completion funnel quality; do
 	echo
 	echo "== atlas query $q --from -2h --limit 8"
 	$atlas query "$q" --from -2h --limit 8
 done
+echo
+echo "== atlas query genre-gap --from -2h --country US --limit 5"
+$atlas query genre-gap --from -2h --country US --limit 5
 echo
 echo "Consumers processed $events records; lag $(lag). Ground truth: $demo_dir/truth-$seed.json"
 echo "Logs: $demo_dir/run.log. Kafka and ClickHouse keep running (make down stops them)."
