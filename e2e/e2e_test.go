@@ -82,7 +82,7 @@ func newStack(t *testing.T, partitions int) *stack {
 	s := &stack{t: t, dir: t.TempDir(), prefix: "e2e-" + id + ".", database: "e2e_" + id, kafka: kc}
 	s.topo = topology.Default(topology.Options{Prefix: s.prefix, Partitions: partitions})
 	s.env = append(os.Environ(), "ATLAS_TOPIC_PREFIX="+s.prefix, "ATLAS_CLICKHOUSE_DATABASE="+s.database,
-		fmt.Sprintf("ATLAS_PARTITIONS=%d", partitions))
+		fmt.Sprintf("ATLAS_SIMULATE_PARTITIONS=%d", partitions))
 	s.atlas("topology", "apply", fmt.Sprintf("--partitions=%d", partitions))
 	s.atlas("clickhouse", "migrate")
 	t.Cleanup(s.cleanup)

@@ -62,28 +62,43 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.chReaderPass, "clickhouse-reader-password", "", "password of --clickhouse-reader-user")
 }
 
-// envName maps a flag to its environment variable: --kafka-brokers is
-// ATLAS_KAFKA_BROKERS.
-func envName(flag string) string {
-	return "ATLAS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+// envName maps a flag to its environment variable. Flags every command
+// shares (the root's) are ATLAS_<FLAG>: --kafka-brokers is
+// ATLAS_KAFKA_BROKERS. A command's own flags carry the name of the
+// top-level command, so that two commands' --listen or --partitions never
+// share a variable: `atlas ingest --listen` is ATLAS_INGEST_LISTEN, `atlas
+// topology apply --partitions` is ATLAS_TOPOLOGY_PARTITIONS.
+func envName(scope, flag string) string {
+	name := strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	if scope == "" {
+		return "ATLAS_" + name
+	}
+	return "ATLAS_" + strings.ToUpper(strings.ReplaceAll(scope, "-", "_")) + "_" + name
 }
 
 // bindEnv sets every flag that was not given on the command line from its
-// ATLAS_* environment variable, if set.
+// environment variable (see envName), if set.
 func bindEnv(cmd *cobra.Command) error {
+	global := cmd.Root().PersistentFlags()
+	scope := ""
+	for c := cmd; c.HasParent(); c = c.Parent() {
+		scope = c.Name()
+	}
 	var err error
-	set := func(f *pflag.Flag) {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if err != nil || f.Changed {
 			return
 		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+		name := envName(scope, f.Name)
+		if global.Lookup(f.Name) == f {
+			name = envName("", f.Name)
+		}
+		if v, ok := os.LookupEnv(name); ok {
 			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("invalid %s=%q: %w", envName(f.Name), v, e)
+				err = fmt.Errorf("invalid %s=%q: %w", name, v, e)
 			}
 		}
-	}
-	cmd.Flags().VisitAll(set)
-	cmd.InheritedFlags().VisitAll(set)
+	})
 	return err
 }
 

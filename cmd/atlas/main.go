@@ -70,9 +70,11 @@ func newRoot() *cobra.Command {
 		Long: `Atlas turns playback and browse events into taste vectors, fraud and
 quality alerts, and windowed aggregates in ClickHouse, within seconds.
 
-Every flag can also be set with an ATLAS_* environment variable: the flag
---kafka-brokers is ATLAS_KAFKA_BROKERS, --clickhouse-addr is
-ATLAS_CLICKHOUSE_ADDR, and so on. A flag on the command line wins.`,
+Every flag can also be set with an ATLAS_* environment variable. The flags
+below, shared by every command, map directly: --kafka-brokers is
+ATLAS_KAFKA_BROKERS. A command's own flags carry the command's name:
+atlas ingest --listen is ATLAS_INGEST_LISTEN, atlas run --ops-addr is
+ATLAS_RUN_OPS_ADDR. A flag on the command line wins.`,
 		Example: `  # check that Kafka, ClickHouse and their users are reachable
   atlas doctor
 

@@ -38,6 +38,16 @@ func TestEnvironmentVariablesSetFlagsAndTheCommandLineWins(t *testing.T) {
 	if got := f.Lookup("clickhouse-user").Value.String(); got != "from-flag" {
 		t.Fatalf("clickhouse-user = %q, want the flag's value", got)
 	}
+	// A command's own flags are scoped by the command's name.
+	t.Setenv("ATLAS_TOPOLOGY_FORMAT", "svg")
+	if code := run(context.Background(), []string{"topology", "show"}); code != exitUsage {
+		t.Fatalf("ATLAS_TOPOLOGY_FORMAT=svg gave exit %d, want %d (usage)", code, exitUsage)
+	}
+	t.Setenv("ATLAS_TOPOLOGY_FORMAT", "mermaid")
+	t.Setenv("ATLAS_FORMAT", "svg") // not a variable of any flag
+	if code := run(context.Background(), []string{"topology", "show"}); code != exitOK {
+		t.Fatalf("ATLAS_TOPOLOGY_FORMAT=mermaid gave exit %d", code)
+	}
 	t.Setenv("ATLAS_KAFKA_TLS", "maybe")
 	if code := run(context.Background(), []string{"version"}); code != exitUsage {
 		t.Fatalf("an invalid ATLAS_KAFKA_TLS gave exit %d, want %d", code, exitUsage)

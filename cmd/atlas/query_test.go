@@ -71,8 +71,8 @@ func TestQueryListNamesEveryQueryAndHelpExplainsItsColumns(t *testing.T) {
 
 func TestQueryFlagsComeFromTheEnvironmentToo(t *testing.T) {
 	t.Setenv("ATLAS_CLICKHOUSE_ADDR", "127.0.0.1:1")
-	t.Setenv("ATLAS_LIMIT", "0")
+	t.Setenv("ATLAS_QUERY_LIMIT", "0")
 	if got := run(context.Background(), []string{"query", "trending"}); got != exitUsage {
-		t.Fatalf("ATLAS_LIMIT=0: exit %d, want %d", got, exitUsage)
+		t.Fatalf("ATLAS_QUERY_LIMIT=0: exit %d, want %d", got, exitUsage)
 	}
 }
