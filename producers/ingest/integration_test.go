@@ -525,6 +525,23 @@ func TestWhenKafkaIsDownTheGatewayAnswers503AndEveryEventThatGot200IsOnTheTopicA
 		}
 		return a
 	}
+	// Right after its topics are created, a fresh broker can still answer
+	// "Not Leader For Partition" while leaders settle and kafka-go's
+	// metadata cache catches up: warm up until one batch is acknowledged.
+	// A warm-up batch that got 503 was not acknowledged, so the accounting
+	// of 200s below is unaffected.
+	warm := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		a := send(events(fmt.Sprintf("warmup-%d", i), cl.session, 20, now))
+		if a.status == 200 {
+			break
+		}
+		if time.Now().After(warm) {
+			t.Fatalf("the fresh broker did not acknowledge a batch within 30 s: %s", a)
+		}
+		t.Logf("warm-up batch %d: %d, retrying", i, a.status)
+		time.Sleep(500 * time.Millisecond)
+	}
 	for i := range 5 {
 		if a := send(events(fmt.Sprintf("before-%d", i), cl.session, 20, now)); a.status != 200 {
 			t.Fatalf("batch %d before the outage: %s", i, a)
