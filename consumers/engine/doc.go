@@ -13,6 +13,12 @@
 // member that lost the partition in a rebalance (a zombie) has its commit
 // refused by the broker.
 //
+// Dead letters are written at least once: a crash after they were
+// acknowledged and before the commit writes them again on restart. Their
+// source topic, partition and offset headers identify a record, so a reader
+// of the dead-letter topic can drop repeats. Below the last commit's
+// processed mark they are never written again.
+//
 // Processors never import kafka-go or clickhouse-go; sinks are interfaces
 // they define and cmd/atlas wires.
 package engine
