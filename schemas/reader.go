@@ -72,6 +72,15 @@ func (r *reader) uintN(start, n int, what string) (uint64, error) {
 	}
 }
 
+// advance steps over n payload bytes of a value that started at start.
+func (r *reader) advance(start int, n uint64, what string) error {
+	if n > uint64(r.remaining()) {
+		return r.errorf(start, "%s declares %d bytes but only %d remain", what, n, r.remaining())
+	}
+	r.off += int(n)
+	return nil
+}
+
 // describe names the msgpack family of a code for error messages.
 func describe(c byte) string {
 	switch {
@@ -294,11 +303,7 @@ func (r *reader) skip(depth int) error {
 		if err != nil {
 			return err
 		}
-		if err := r.need(start, int(min(n, math.MaxInt32)), "binary"); err != nil {
-			return err
-		}
-		r.off += int(n)
-		return nil
+		return r.advance(start, n, "binary")
 	case "extension":
 		r.off++
 		var n uint64
@@ -308,11 +313,7 @@ func (r *reader) skip(depth int) error {
 			return err
 		}
 		n++ // the type byte
-		if err := r.need(start, int(min(n, math.MaxInt32)), "extension"); err != nil {
-			return err
-		}
-		r.off += int(n)
-		return nil
+		return r.advance(start, n, "extension")
 	default:
 		return r.errorf(start, "invalid msgpack code 0x%02x", c)
 	}

@@ -21,10 +21,6 @@ const (
 	keyEvent  = "e"
 )
 
-// maxWireDepth caps nesting inside an event; no Atlas field nests deeper
-// than 2.
-const maxWireDepth = 16
-
 // item is one entry of a batch before its event is decoded.
 type item struct {
 	schema string
@@ -60,22 +56,22 @@ func tooManyEvents(n, max int) error {
 // costs no more memory than its own size (see STYLE.md on allocation
 // bombs). Event bytes are not decoded here, only delimited.
 func splitMsgpack(b []byte, maxEvents int, items []item) ([]item, error) {
-	r := wire{b: b}
+	r := schemas.NewWire(b)
 	if len(b) == 0 {
 		return items, malformed("cannot decode msgpack batch: the body is empty")
 	}
-	n, err := r.mapLen()
+	n, err := r.MapLen()
 	if err != nil {
 		return items, malformed("cannot decode msgpack batch: %v; want a map with the key %q", err, keyEvents)
 	}
 	found := false
 	for i := 0; i < n; i++ {
-		key, err := r.str()
+		key, err := r.Str()
 		if err != nil {
 			return items, malformed("cannot decode msgpack batch: key of entry %d: %v", i, err)
 		}
 		if string(key) != keyEvents {
-			if err := r.skip(1); err != nil {
+			if err := r.Skip(); err != nil {
 				return items, malformed("cannot decode msgpack batch: value of %q: %v", truncate(string(key)), err)
 			}
 			continue
@@ -84,12 +80,12 @@ func splitMsgpack(b []byte, maxEvents int, items []item) ([]item, error) {
 			return items, malformed("cannot decode msgpack batch: the key %q appears twice", keyEvents)
 		}
 		found = true
-		if items, err = splitMsgpackEvents(&r, maxEvents, items); err != nil {
+		if items, err = splitMsgpackEvents(r, maxEvents, items); err != nil {
 			return items, err
 		}
 	}
-	if r.remaining() > 0 {
-		return items, malformed("cannot decode msgpack batch: %d trailing bytes after the batch at byte %d", r.remaining(), r.off)
+	if r.Remaining() > 0 {
+		return items, malformed("cannot decode msgpack batch: %d trailing bytes after the batch at byte %d", r.Remaining(), r.Offset())
 	}
 	if !found {
 		return items, malformed("cannot decode msgpack batch: the key %q is missing", keyEvents)
@@ -98,7 +94,7 @@ func splitMsgpack(b []byte, maxEvents int, items []item) ([]item, error) {
 }
 
 func splitMsgpackEvents(r *wire, maxEvents int, items []item) ([]item, error) {
-	n, err := r.arrayLen()
+	n, err := r.ArrayLen()
 	if err != nil {
 		return items, malformed("cannot decode msgpack batch: %q: %v", keyEvents, err)
 	}
@@ -108,70 +104,70 @@ func splitMsgpackEvents(r *wire, maxEvents int, items []item) ([]item, error) {
 	items = slices.Grow(items, n)
 	for i := 0; i < n; i++ {
 		it := item{}
-		start := r.off
-		c, err := r.peek()
+		start := r.Offset()
+		c, err := r.Peek()
 		if err != nil {
 			return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 		}
 		if !isMap(c) {
-			if err := r.skip(1); err != nil {
+			if err := r.Skip(); err != nil {
 				return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 			}
 			items = append(items, item{bad: true, reason: fmt.Sprintf("entry is a msgpack %s at byte %d, not a map with keys %q and %q", describe(c), start, keySchema, keyEvent)})
 			continue
 		}
-		m, err := r.mapLen()
+		m, err := r.MapLen()
 		if err != nil {
 			return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 		}
 		var sawSchema, sawEvent bool
 		for j := 0; j < m; j++ {
-			kc, err := r.peek()
+			kc, err := r.Peek()
 			if err != nil {
 				return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 			}
 			if !isStr(kc) {
-				if err := r.skip(1); err != nil {
+				if err := r.Skip(); err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
-				if err := r.skip(1); err != nil {
+				if err := r.Skip(); err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
 				it.bad, it.reason = true, fmt.Sprintf("entry has a %s key; keys are strings", describe(kc))
 				continue
 			}
-			key, err := r.str()
+			key, err := r.Str()
 			if err != nil {
 				return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 			}
 			switch string(key) {
 			case keySchema:
-				vc, err := r.peek()
+				vc, err := r.Peek()
 				if err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
 				if !isStr(vc) {
-					if err := r.skip(1); err != nil {
+					if err := r.Skip(); err != nil {
 						return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 					}
 					it.bad, it.field, it.reason = true, keySchema, fmt.Sprintf("the schema is a msgpack %s, not a string", describe(vc))
 					continue
 				}
-				s, err := r.str()
+				s, err := r.Str()
 				if err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
 				it.schema = schemaName(s)
 				sawSchema = true
 			case keyEvent:
-				from := r.off
-				if err := r.skip(1); err != nil {
+				from := r.Offset()
+				if err := r.Skip(); err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
-				it.raw = r.b[from:r.off:r.off]
+				it.raw = r.Bytes()[from:r.Offset():r.Offset()]
 				sawEvent = true
 			default:
-				if err := r.skip(1); err != nil {
+				if err := r.Skip(); err != nil {
 					return items, malformed("cannot decode msgpack batch: event %d: %v", i, err)
 				}
 			}
@@ -330,214 +326,13 @@ func truncate(s string) string {
 	return s[:max] + "…"
 }
 
-// wire walks msgpack without trusting it, like the unexported reader of
-// package schemas: every declared length is checked against the bytes that
-// remain, nesting is capped. It covers what the batch envelope needs.
-type wire struct {
-	b   []byte
-	off int
-}
+// wire walks the batch envelope without trusting it: schemas.Wire checks
+// every declared length against the bytes that remain and caps nesting.
+type wire = schemas.Wire
 
-func (r *wire) remaining() int { return len(r.b) - r.off }
-
-func (r *wire) errorf(format string, args ...any) error {
-	return fmt.Errorf(format+" at byte %d", append(args, r.off)...)
-}
-
-func (r *wire) peek() (byte, error) {
-	if r.off >= len(r.b) {
-		return 0, r.errorf("truncated: expected a value, found the end of the body")
-	}
-	return r.b[r.off], nil
-}
-
-// uintN reads an n-byte big-endian number after a type code.
-func (r *wire) uintN(n int, what string) (uint64, error) {
-	if n > r.remaining() {
-		return 0, r.errorf("truncated %s: need %d bytes, %d remain", what, n, r.remaining())
-	}
-	p := r.b[r.off : r.off+n]
-	r.off += n
-	switch n {
-	case 1:
-		return uint64(p[0]), nil
-	case 2:
-		return uint64(binary.BigEndian.Uint16(p)), nil
-	case 4:
-		return uint64(binary.BigEndian.Uint32(p)), nil
-	default:
-		return binary.BigEndian.Uint64(p), nil
-	}
-}
-
-func isMap(c byte) bool { return c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf }
-func isArray(c byte) bool {
-	return c >= 0x90 && c <= 0x9f || c == 0xdc || c == 0xdd
-}
-func isStr(c byte) bool { return c >= 0xa0 && c <= 0xbf || c >= 0xd9 && c <= 0xdb }
-
-// describe names the msgpack family of a type code.
-func describe(c byte) string {
-	switch {
-	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
-		return "integer"
-	case isMap(c):
-		return "map"
-	case isArray(c):
-		return "array"
-	case isStr(c):
-		return "string"
-	case c == 0xc0:
-		return "nil"
-	case c == 0xc2, c == 0xc3:
-		return "boolean"
-	case c >= 0xc4 && c <= 0xc6:
-		return "binary"
-	case c == 0xca, c == 0xcb:
-		return "float"
-	case c >= 0xc7 && c <= 0xc9, c >= 0xd4 && c <= 0xd8:
-		return "extension"
-	default:
-		return fmt.Sprintf("reserved code 0x%02x", c)
-	}
-}
-
-func (r *wire) mapLen() (int, error)   { return r.containerLen(true) }
-func (r *wire) arrayLen() (int, error) { return r.containerLen(false) }
-
-// containerLen reads a map or array header and checks its count against
-// the bytes that remain: every element takes at least one byte, a map
-// entry two.
-func (r *wire) containerLen(wantMap bool) (int, error) {
-	start := r.off
-	c, err := r.peek()
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
-	switch {
-	case wantMap && c >= 0x80 && c <= 0x8f, !wantMap && c >= 0x90 && c <= 0x9f:
-		r.off++
-		n = uint64(c & 0x0f)
-	case wantMap && (c == 0xde || c == 0xdf), !wantMap && (c == 0xdc || c == 0xdd):
-		r.off++
-		size := 2
-		if c == 0xdf || c == 0xdd {
-			size = 4
-		}
-		if n, err = r.uintN(size, describe(c)+" header"); err != nil {
-			return 0, err
-		}
-	default:
-		want := "array"
-		if wantMap {
-			want = "map"
-		}
-		return 0, fmt.Errorf("expected a %s, found a %s at byte %d", want, describe(c), start)
-	}
-	per := uint64(1)
-	if wantMap {
-		per = 2
-	}
-	if n*per > uint64(r.remaining()) {
-		return 0, fmt.Errorf("%s at byte %d declares %d entries but only %d bytes remain", describe(c), start, n, r.remaining())
-	}
-	return int(n), nil
-}
-
-// str returns a string's bytes, aliasing the input.
-func (r *wire) str() ([]byte, error) {
-	start := r.off
-	c, err := r.peek()
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	switch {
-	case c >= 0xa0 && c <= 0xbf:
-		r.off++
-		n = uint64(c & 0x1f)
-	case c >= 0xd9 && c <= 0xdb:
-		r.off++
-		if n, err = r.uintN(1<<(c-0xd9), "string header"); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("expected a string, found a %s at byte %d", describe(c), start)
-	}
-	if n > uint64(r.remaining()) {
-		return nil, fmt.Errorf("string at byte %d declares %d bytes but only %d remain", start, n, r.remaining())
-	}
-	s := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return s, nil
-}
-
-// skip steps over one value of any type.
-func (r *wire) skip(depth int) error {
-	if depth > maxWireDepth {
-		return r.errorf("nesting deeper than %d levels", maxWireDepth)
-	}
-	start := r.off
-	c, err := r.peek()
-	if err != nil {
-		return err
-	}
-	var n uint64 // bytes of payload after the header
-	switch {
-	case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
-		r.off++
-		return nil
-	case c >= 0xcc && c <= 0xd3:
-		r.off++
-		n = 1 << ((c - 0xcc) & 3)
-	case c == 0xca:
-		r.off++
-		n = 4
-	case c == 0xcb:
-		r.off++
-		n = 8
-	case isStr(c):
-		_, err := r.str()
-		return err
-	case isMap(c), isArray(c):
-		m, err := r.containerLen(isMap(c))
-		if err != nil {
-			return err
-		}
-		count := uint64(m)
-		if isMap(c) {
-			count *= 2
-		}
-		for i := uint64(0); i < count; i++ {
-			if err := r.skip(depth + 1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case c >= 0xc4 && c <= 0xc6:
-		r.off++
-		if n, err = r.uintN(1<<(c-0xc4), "binary header"); err != nil {
-			return err
-		}
-	case c >= 0xd4 && c <= 0xd8:
-		r.off++
-		n = 1<<(c-0xd4) + 1 // the type byte, then the data
-	case c >= 0xc7 && c <= 0xc9:
-		r.off++
-		if n, err = r.uintN(1<<(c-0xc7), "extension header"); err != nil {
-			return err
-		}
-		n++ // the type byte
-	default:
-		return fmt.Errorf("invalid msgpack code 0x%02x at byte %d", c, start)
-	}
-	if n > uint64(r.remaining()) || n > math.MaxInt32 {
-		return fmt.Errorf("%s at byte %d declares %d bytes but only %d remain", describe(c), start, n, r.remaining())
-	}
-	r.off += int(n)
-	return nil
-}
+func isMap(c byte) bool      { return c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf }
+func isStr(c byte) bool      { return c >= 0xa0 && c <= 0xbf || c >= 0xd9 && c <= 0xdb }
+func describe(c byte) string { return schemas.Describe(c) }
 
 // EncodeBatch appends the msgpack batch of recs to dst:
 // {"events": [{"s": schema, "e": event}, …]}, each event encoded with

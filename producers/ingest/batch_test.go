@@ -98,10 +98,10 @@ func TestSplitMsgpackRefusesMalformedBatchesWithAReason(t *testing.T) {
 	}
 	events3 := mustBatch(t, events("e", "s", 3, time.Now()))
 	check(nil, 500, splitFailure{400, "body is empty"})
-	check([]byte{0x90}, 500, splitFailure{400, "expected a map, found a array"})
+	check([]byte{0x90}, 500, splitFailure{400, "expected map, got array at byte 0"})
 	check([]byte{0x80}, 500, splitFailure{400, `key "events" is missing`})
 	// The allocation bombs of STYLE.md, inside and outside the envelope.
-	check([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}, 500, splitFailure{400, "expected a map"})
+	check([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}, 500, splitFailure{400, "expected map, got array"})
 	check([]byte{0xdf, 0xff, 0xff, 0xff, 0xff}, 500, splitFailure{400, "declares 4294967295 entries but only 0 bytes remain"})
 	check(append([]byte{0x81, 0xa6}, "events\xdd\xff\xff\xff\xff"...), 500, splitFailure{400, "declares 4294967295 entries"})
 	check(append([]byte{0x81, 0xa6}, "events\x91\x82\xa1s\xabplayback.v1\xa1e\x81\xa1e\xdd\xff\xff\xff\xff"...), 500, splitFailure{400, "declares 4294967295 entries"})
@@ -110,7 +110,7 @@ func TestSplitMsgpackRefusesMalformedBatchesWithAReason(t *testing.T) {
 	check(append([]byte{0x81, 0xa6}, "events\x91\x82\xa1s\xa1x\xa1e\xc6\xff\xff\xff\xff"...), 500, splitFailure{400, "declares 4294967295 bytes"})
 	check(append([]byte{0x81, 0xa6}, "events\x91\x82\xa1s\xa1x\xa1e\xc1"...), 500, splitFailure{400, "invalid msgpack code 0xc1"})
 	check(events3[:len(events3)-1], 500, splitFailure{400, "declares 5 bytes but only 4 remain"})
-	check(events3[:9], 500, splitFailure{400, "array at byte 8 declares 3 entries but only 0 bytes remain"})
+	check(events3[:9], 500, splitFailure{400, "array declares 3 entries but only 0 bytes remain at byte 8"})
 	check(append(append([]byte(nil), events3...), 0xc0), 500, splitFailure{400, "1 trailing bytes"})
 	check(append([]byte{0x82, 0xa6}, "events\x90\xa6events\x90"...), 500, splitFailure{400, "appears twice"})
 	check(events3, 2, splitFailure{413, "the batch has 3 events, over the limit of 2"})

@@ -326,7 +326,7 @@ func TestBadInputIsRefusedWithAReasonAndNothingButAcceptedEventsReachesKafka(t *
 				body := append([]byte{0x81, 0xa6}, "events\xdd\xff\xff\xff\xff"...)
 				return c.do(t, c.request(t, "application/msgpack", body, c.signNow))
 			},
-			want: want{status: 400, reason: "array at byte 8 declares 4294967295 entries but only 0 bytes remain"},
+			want: want{status: 400, reason: "array declares 4294967295 entries but only 0 bytes remain at byte 8"},
 		},
 		{
 			name: "malformed JSON gets 400 with what and where",
