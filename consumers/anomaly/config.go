@@ -1,0 +1,204 @@
+package anomaly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/schemas"
+)
+
+// Rekeyer carries stage one's re-keyed records to the re-key topic. Each
+// claimed input partition gets its own (see Config.Rekeyer).
+type Rekeyer interface {
+	// Send queues rec for the re-key topic under key, in the partition of
+	// subject (see [PartitionOf]), after everything sent before. It may
+	// block while too much is unacknowledged; it does not retain key.
+	Send(subject string, key []byte, rec schemas.Record)
+	// Flush returns once every record sent so far is durable, or an error
+	// when one could not be written (the caller then checkpoints again
+	// later; Flush resends what is not acknowledged).
+	Flush(ctx context.Context) error
+	// Close releases the claim's resources.
+	Close() error
+}
+
+// Outbox publishes the alerts of one claimed re-key partition.
+type Outbox interface {
+	// Publish starts writing a to the alert topic now; it does not wait
+	// and does not retain a after Flush.
+	Publish(a *schemas.Alert)
+	// Flush returns once every alert published so far is on the alert topic
+	// and in ClickHouse, or an error.
+	Flush(ctx context.Context) error
+	// Close releases the claim's resources.
+	Close() error
+}
+
+// Config configures the anomaly role's processors. Zero fields take the
+// documented defaults.
+type Config struct {
+	// PlaybackTopic, BrowseTopic and RekeyTopic are names on the cluster.
+	// Records of the first two are re-keyed into the third (stage one);
+	// records of the third are judged (stage two). Required.
+	PlaybackTopic, BrowseTopic, RekeyTopic string
+	// Partitions of the playback and browse topics; the re-key topic has as
+	// many. Required: stage two waits for every input partition.
+	Partitions int
+	// Lateness is how far behind the newest event time of its input
+	// partition an event may be and still be judged; older events are
+	// counted and dropped. It is also how far stage two's clock lags
+	// behind the inputs, so it bounds the alert latency from below.
+	// Default 2 s.
+	Lateness time.Duration
+	// IdleAfter: an input partition whose progress lags the most advanced
+	// one by more than this (event time) is not waited for, so that an
+	// input partition without traffic cannot stop the role. Default 30 m.
+	IdleAfter time.Duration
+	// MaxBuffered bounds the records stage two holds back per partition
+	// while it waits for slower input partitions; past it, it stops
+	// waiting (and is then no longer exact). Default 1,000,000.
+	MaxBuffered int
+	// Detectors returns a fresh set of detectors for one claim. Default:
+	// Settings{}.Detectors.
+	Detectors func() []Detector
+	// Locate places client networks. Default: nothing is placed (travel
+	// and the place-based parts of sharing then see nothing).
+	Locate Locator
+	// Rekeyer and Outbox give a claim its outputs. Required.
+	Rekeyer func(c stream.Claim) (Rekeyer, error)
+	Outbox  func(c stream.Claim) (Outbox, error)
+	// Registerer receives the role's metrics; nil exports none.
+	Registerer prometheus.Registerer
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.PlaybackTopic == "" || c.BrowseTopic == "" || c.RekeyTopic == "":
+		return errors.New("anomaly: PlaybackTopic, BrowseTopic and RekeyTopic are required")
+	case c.Partitions < 1 || c.Partitions > 1<<12:
+		return fmt.Errorf("anomaly: Partitions must be between 1 and 4096, got %d", c.Partitions)
+	case c.Lateness < 0 || c.IdleAfter < 0 || c.MaxBuffered < 0:
+		return errors.New("anomaly: Lateness, IdleAfter and MaxBuffered must not be negative")
+	case c.Rekeyer == nil || c.Outbox == nil:
+		return errors.New("anomaly: Rekeyer and Outbox are required")
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.Lateness == 0 {
+		c.Lateness = 2 * time.Second
+	}
+	if c.IdleAfter == 0 {
+		c.IdleAfter = 30 * time.Minute
+	}
+	if c.MaxBuffered == 0 {
+		c.MaxBuffered = 1_000_000
+	}
+	if c.Detectors == nil {
+		c.Detectors = Settings{Locate: c.Locate}.Detectors
+	}
+}
+
+// Settings configure the five detectors; zero fields take their defaults.
+type Settings struct {
+	Sharing  SharingConfig
+	Travel   TravelConfig
+	Bot      BotConfig
+	Stuffing StuffingConfig
+	Quality  QualityConfig
+	// Locate places client networks (for the detectors that need places).
+	Locate Locator
+}
+
+// Detectors returns a fresh instance of every detector.
+func (s Settings) Detectors() []Detector {
+	return []Detector{NewSharing(s.Sharing), NewTravel(s.Travel), NewBot(s.Bot), NewStuffing(s.Stuffing), NewQuality(s.Quality)}
+}
+
+// NewFactory returns the engine factory of the anomaly role: a stage-one
+// [Forwarder] for each claimed playback or browse partition, a stage-two
+// [Judge] for each claimed re-key partition.
+func NewFactory(cfg Config) (stream.Factory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	m := newMetrics(cfg.Registerer)
+	return func(_ context.Context, c stream.Claim) (stream.Processor, error) {
+		switch c.Topic {
+		case cfg.PlaybackTopic, cfg.BrowseTopic:
+			code := srcPlayback
+			if c.Topic == cfg.BrowseTopic {
+				code = srcBrowse
+			}
+			r, err := cfg.Rekeyer(c)
+			if err != nil {
+				return nil, fmt.Errorf("cannot open the re-key output of %s/%d: %w", c.Topic, c.Partition, err)
+			}
+			return newForwarder(&cfg, m, c, code, r)
+		case cfg.RekeyTopic:
+			o, err := cfg.Outbox(c)
+			if err != nil {
+				return nil, fmt.Errorf("cannot open the alert output of %s/%d: %w", c.Topic, c.Partition, err)
+			}
+			return newJudge(&cfg, m, c, o)
+		}
+		return nil, fmt.Errorf("anomaly: cannot process topic %s: not an input of the role", c.Topic)
+	}, nil
+}
+
+type metrics struct {
+	forwarded  *prometheus.CounterVec // view
+	late       prometheus.Counter
+	duplicates prometheus.Counter
+	staleJudge prometheus.Counter
+	buffered   *prometheus.GaugeVec // partition
+	idle       *prometheus.GaugeVec // partition
+	forced     prometheus.Counter
+	alerts     *prometheus.CounterVec // kind, status
+	subjects   *prometheus.GaugeVec   // kind
+	stateBytes *prometheus.GaugeVec   // kind
+	lag        *prometheus.GaugeVec   // partition: event time of stage two behind its newest input
+	dropped    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atlas_anomaly_forwarded_total",
+			Help: "Records re-keyed into a view by stage one."}, []string{"view"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_late_events_total",
+			Help: "Events more than the lateness behind their input partition, not judged."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_duplicate_events_total",
+			Help: "Events whose id was just seen in their input partition, not judged twice."}),
+		staleJudge: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_rekeyed_dropped_total",
+			Help: "Re-keyed records dropped by stage two: sent again after a stage-one restart, or behind its clock."}),
+		buffered: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_buffered_records",
+			Help: "Records stage two holds back until every input partition has passed them."}, []string{"partition"}),
+		idle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_idle_inputs",
+			Help: "Input partitions stage two does not wait for, lagging by more than IdleAfter."}, []string{"partition"}),
+		forced: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_forced_total",
+			Help: "Records judged before every input partition passed them, because the buffer was full."}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atlas_anomaly_alerts_total",
+			Help: "Alerts published, by kind and status (replays included)."}, []string{"kind", "status"}),
+		subjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_subjects",
+			Help: "Subjects whose state a detector holds, summed over claims."}, []string{"kind"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_state_bytes",
+			Help: "Estimated bytes of detector state, summed over claims."}, []string{"kind"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_clock_lag_seconds",
+			Help: "Event time between stage two's clock and the newest input it has seen."}, []string{"partition"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_incidents_not_checkpointed_total",
+			Help: "Open incidents left out of the commit metadata for lack of room."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.forwarded, m.late, m.duplicates, m.staleJudge, m.buffered, m.idle, m.forced, m.alerts,
+			m.subjects, m.stateBytes, m.lag, m.dropped)
+	}
+	return m
+}

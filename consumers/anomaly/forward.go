@@ -1,0 +1,153 @@
+package anomaly
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/schemas"
+)
+
+// dedupRing is how many recent event ids of an input partition stage one
+// remembers to drop duplicate sends (a producer retry re-sends within a
+// few records).
+const dedupRing = 64
+
+// Forwarder is stage one: it re-keys one input partition (playback or
+// browse, keyed by profile) into the views whose detectors want its
+// records. It keeps no state beyond the partition's newest event time and
+// the ids of its last records. See the package doc.
+type Forwarder struct {
+	cfg       *Config
+	m         *metrics
+	claim     stream.Claim
+	src       source
+	out       Rekeyer
+	views     [numViews][]Detector // detectors per view, for Wants
+	maxT      int64                // newest event time seen; minInt before any
+	ring      [dedupRing]ringEntry
+	ringN     int
+	ringPos   int
+	sent      bool
+	key       []byte
+	sentViews [numViews]int
+}
+
+type ringEntry struct {
+	offset int64
+	id     string
+}
+
+const noTime = -1 << 63
+
+func newForwarder(cfg *Config, m *metrics, c stream.Claim, code int, out Rekeyer) (*Forwarder, error) {
+	f := &Forwarder{cfg: cfg, m: m, claim: c, src: source(code*cfg.Partitions + c.Partition), out: out, maxT: noTime}
+	if c.Partition < 0 || c.Partition >= cfg.Partitions {
+		return nil, fmt.Errorf("cannot re-key %s/%d: the role was configured for %d partitions", c.Topic, c.Partition, cfg.Partitions)
+	}
+	for _, d := range cfg.Detectors() {
+		f.views[d.View()] = append(f.views[d.View()], d)
+	}
+	if c.Metadata != "" {
+		t, err := strconv.ParseInt(c.Metadata, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("cannot restore stage one of %s/%d: metadata %q is not an event time: %w", c.Topic, c.Partition, c.Metadata, err)
+		}
+		f.maxT = t
+	}
+	return f, nil
+}
+
+// Process drops duplicate sends and late events, then sends the record to
+// every view that wants it, under a key that carries the subject, the
+// source and the source's watermark. Records processed before the last
+// commit (Replay) were sent then; they only rebuild the duplicate ring.
+func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
+	env := envelope(r.Value)
+	if env == nil {
+		return nil
+	}
+	dup := false
+	for i := 0; i < f.ringN; i++ {
+		if f.ring[i].id == env.EventID {
+			dup = true
+			break
+		}
+	}
+	f.ring[f.ringPos] = ringEntry{offset: r.Offset, id: env.EventID}
+	f.ringPos = (f.ringPos + 1) % dedupRing
+	f.ringN = min(f.ringN+1, dedupRing)
+	if dup {
+		if !r.Replay {
+			f.m.duplicates.Inc()
+		}
+		return nil
+	}
+	t := env.EventTime
+	lateness := ms(f.cfg.Lateness)
+	if f.maxT != noTime && t < f.maxT-lateness {
+		if !r.Replay {
+			f.m.late.Inc()
+		}
+		return nil
+	}
+	f.maxT = max(f.maxT, t)
+	if r.Replay {
+		return nil
+	}
+	mark := f.maxT - lateness
+	for v := View(0); v < numViews; v++ {
+		if !f.wanted(v, r.Value) {
+			continue
+		}
+		subject, ok := v.Subject(r.Value)
+		if !ok {
+			continue
+		}
+		f.key = appendRekeyKey(f.key[:0], subject, f.src, f.cfg.Partitions, r.Offset, mark)
+		f.out.Send(subject, f.key, r.Value)
+		f.sentViews[v]++
+		f.sent = true
+	}
+	return nil
+}
+
+func (f *Forwarder) wanted(v View, rec schemas.Record) bool {
+	for _, d := range f.views[v] {
+		if d.Wants(rec) {
+			return true
+		}
+	}
+	return false
+}
+
+// Checkpoint waits until everything sent is durable. It resumes at the
+// oldest record of the duplicate ring, so that a restart rebuilds the ring
+// by replaying it, and keeps the newest event time in the metadata.
+func (f *Forwarder) Checkpoint(ctx context.Context) (stream.Checkpoint, error) {
+	if f.sent {
+		if err := f.out.Flush(ctx); err != nil {
+			return stream.Checkpoint{}, fmt.Errorf("cannot re-key %s/%d: %w", f.claim.Topic, f.claim.Partition, err)
+		}
+		f.sent = false
+		for v := range f.sentViews {
+			if f.sentViews[v] > 0 {
+				f.m.forwarded.WithLabelValues(View(v).String()).Add(float64(f.sentViews[v]))
+				f.sentViews[v] = 0
+			}
+		}
+	}
+	cp := stream.Checkpoint{Offset: -1}
+	if f.ringN > 0 {
+		oldest := (f.ringPos - f.ringN + dedupRing) % dedupRing
+		cp.Offset = f.ring[oldest].offset
+	}
+	if f.maxT != noTime {
+		cp.Metadata = strconv.FormatInt(f.maxT, 10)
+	}
+	return cp, nil
+}
+
+// Close releases the output.
+func (f *Forwarder) Close() error { return f.out.Close() }

@@ -1,0 +1,451 @@
+package anomaly
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/schemas"
+)
+
+// metaBudget bounds the processor's part of the commit metadata; the
+// engine wraps it in a little JSON and the broker refuses more than 4 KiB.
+const metaBudget = 3500
+
+// offsetBucketMs is the event-time granularity at which stage two tracks
+// the first re-key offset holding each minute's records.
+const offsetBucketMs = 60_000
+
+// Judge is stage two: it runs the detectors over one partition of the
+// re-key topic, in event-time order, and publishes their incidents as
+// alerts. See the package doc for how it orders records from different
+// input partitions and how a restart rebuilds its state exactly.
+type Judge struct {
+	cfg     *Config
+	m       *metrics
+	claim   stream.Claim
+	out     Outbox
+	part    string
+	views   [numViews][]Detector
+	all     []Detector
+	horizon int64 // the longest look-back, plus a minute
+	life    *lifecycle
+
+	marks     []int64 // per input partition: every later record has t ≥ mark
+	maxMark   int64
+	firstMark int64
+	clock     int64 // records before it have been judged; noTime before any
+
+	buf   pendingHeap
+	inBuf map[pendingKey]struct{}
+	first map[int64]int64 // minute of event time → first re-key offset with a record in it
+
+	// After a restart, the records below Claim.Processed are replayed: the
+	// ones that were judged before the commit rebuild the detectors'
+	// state (rebuild), in event-time order, without alerts.
+	replaying   bool
+	rebuild     []pending
+	rebuildSeen map[pendingKey]struct{}
+
+	published    bool
+	sizeSubjects map[string]int
+	sizeBytes    map[string]int
+}
+
+type pending struct {
+	t       int64
+	id      string
+	subject string
+	view    View
+	src     source
+	srcOff  int64
+	rec     schemas.Record
+}
+
+type pendingKey struct {
+	src  source
+	off  int64
+	view View
+}
+
+func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, error) {
+	j := &Judge{cfg: cfg, m: m, claim: c, out: out, part: strconv.Itoa(c.Partition), life: newLifecycle(),
+		marks: make([]int64, numSrcTopic*cfg.Partitions), maxMark: noTime, firstMark: noTime, clock: noTime,
+		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}, sizeSubjects: map[string]int{}, sizeBytes: map[string]int{}}
+	for i := range j.marks {
+		j.marks[i] = noTime
+	}
+	j.all = cfg.Detectors()
+	for _, d := range j.all {
+		j.views[d.View()] = append(j.views[d.View()], d)
+		j.horizon = max(j.horizon, ms(d.LookBack()))
+	}
+	j.horizon += 60_000
+	if c.Metadata != "" {
+		if err := j.restore(c.Metadata); err != nil {
+			return nil, fmt.Errorf("cannot restore stage two of %s/%d: %w", c.Topic, c.Partition, err)
+		}
+	}
+	if c.Metadata != "" && c.Processed > c.Committed && c.Committed >= 0 {
+		j.replaying = true
+		j.rebuildSeen = map[pendingKey]struct{}{}
+	}
+	return j, nil
+}
+
+// Process buffers a re-keyed record until every input partition has
+// passed its event time, then judges everything that became ready.
+func (j *Judge) Process(_ context.Context, r *stream.Record) error {
+	k, err := parseRekeyKey(r.Key, j.cfg.Partitions)
+	if err != nil {
+		return fmt.Errorf("cannot judge %s/%d@%d: key %q: %w", r.Topic, r.Partition, r.Offset, truncKey(r.Key), err)
+	}
+	view, ok := viewOf(k.subject)
+	env := envelope(r.Value)
+	if !ok || env == nil {
+		return fmt.Errorf("cannot judge %s/%d@%d: subject %q of a %s record is in no view", r.Topic, r.Partition, r.Offset, k.subject, r.Value.Schema())
+	}
+	p := pending{t: env.EventTime, id: env.EventID, subject: k.subject, view: view, src: k.src, srcOff: k.offset, rec: r.Value}
+	pk := pendingKey{k.src, k.offset, view}
+	minute := floorDiv(p.t, offsetBucketMs)
+	if o, ok := j.first[minute]; !ok || r.Offset < o {
+		j.first[minute] = r.Offset
+	}
+
+	if r.Replay && j.replaying {
+		// The marks and the clock are those of the commit already.
+		if j.clock != noTime && p.t < j.clock {
+			if _, dup := j.rebuildSeen[pk]; !dup {
+				j.rebuildSeen[pk] = struct{}{}
+				j.rebuild = append(j.rebuild, p)
+			}
+			return nil
+		}
+		j.push(p, pk)
+		return nil
+	}
+	if j.replaying {
+		j.finishRebuild()
+	}
+
+	if m := j.marks[k.src]; k.mark > m {
+		j.marks[k.src] = k.mark
+	}
+	j.maxMark = max(j.maxMark, k.mark)
+	if j.firstMark == noTime {
+		j.firstMark = k.mark
+	}
+	if j.clock != noTime && p.t < j.clock {
+		// A copy sent again by a restarted stage one (its original was
+		// judged), or a record of an input partition that was not waited for.
+		j.m.staleJudge.Inc()
+		return nil
+	}
+	if !j.push(p, pk) {
+		j.m.staleJudge.Inc()
+		return nil
+	}
+	j.release()
+	return nil
+}
+
+// push buffers p unless the same record is buffered already.
+func (j *Judge) push(p pending, pk pendingKey) bool {
+	if _, dup := j.inBuf[pk]; dup {
+		return false
+	}
+	j.inBuf[pk] = struct{}{}
+	heap.Push(&j.buf, p)
+	return true
+}
+
+// aligned returns the time below which no record can come any more: the
+// smallest mark of the input partitions that are not idle.
+func (j *Judge) aligned() int64 {
+	if j.maxMark == noTime {
+		return noTime
+	}
+	idle := ms(j.cfg.IdleAfter)
+	w := int64(math.MaxInt64)
+	idleN := 0
+	for _, m := range j.marks {
+		if m == noTime {
+			if j.maxMark-j.firstMark > idle {
+				idleN++
+				continue
+			}
+			return noTime
+		}
+		if j.maxMark-m > idle {
+			idleN++
+			continue
+		}
+		w = min(w, m)
+	}
+	j.m.idle.WithLabelValues(j.part).Set(float64(idleN))
+	if w == math.MaxInt64 {
+		return noTime
+	}
+	return w
+}
+
+// release judges, in event-time order, every buffered record below the
+// aligned clock, then lets time pass up to it.
+func (j *Judge) release() {
+	if w := j.aligned(); w != noTime && (j.clock == noTime || w > j.clock) {
+		j.clock = w
+	}
+	for j.buf.Len() > j.cfg.MaxBuffered {
+		// Waiting any longer would exhaust memory: judge the oldest now.
+		p := heap.Pop(&j.buf).(pending)
+		delete(j.inBuf, pendingKey{p.src, p.srcOff, p.view})
+		j.m.forced.Inc()
+		if j.clock == noTime || p.t >= j.clock {
+			j.clock = p.t
+		}
+		j.judge(p, true)
+	}
+	if j.clock == noTime {
+		return
+	}
+	for j.buf.Len() > 0 && j.buf[0].t < j.clock {
+		p := heap.Pop(&j.buf).(pending)
+		delete(j.inBuf, pendingKey{p.src, p.srcOff, p.view})
+		j.judge(p, true)
+	}
+	j.advance(j.clock-1, true)
+	j.m.buffered.WithLabelValues(j.part).Set(float64(j.buf.Len()))
+	if j.maxMark != noTime {
+		j.m.lag.WithLabelValues(j.part).Set(float64(j.maxMark-j.clock) / 1000)
+	}
+}
+
+// advance lets event time pass up to now: detector timers and incident
+// resolutions due by then.
+func (j *Judge) advance(now int64, live bool) {
+	for _, d := range j.all {
+		d.Advance(now, func(v Verdict) {
+			if live {
+				j.verdict(d, v)
+			}
+		})
+	}
+	if live {
+		j.life.advance(now, j.publish)
+	}
+}
+
+// judge hands one record to the detectors of its view. live is false while
+// rebuilding: state only, no alerts.
+func (j *Judge) judge(p pending, live bool) {
+	j.advance(p.t, live)
+	e := newEvent(p.subject, p.rec, j.cfg.Locate)
+	for _, d := range j.views[p.view] {
+		v := d.Observe(&e)
+		if live {
+			j.verdict(d, v)
+		}
+	}
+}
+
+func (j *Judge) verdict(d Detector, v Verdict) {
+	if !v.Active {
+		return
+	}
+	// The start is an id anchor: never older than the look-back, so that
+	// a restart, which sees only the look-back, computes the same one.
+	v.Start = max(v.Start, v.At-ms(d.LookBack()))
+	if inc := j.life.open[incidentKey{d.Kind(), v.Subject}]; inc != nil && inc.lastActive+inc.quiet <= v.At {
+		j.life.advance(inc.lastActive+inc.quiet, j.publish)
+	}
+	if a := j.life.observe(d, v, func() map[string]string { return d.Evidence(v.Subject) }); a != nil {
+		j.publish(a)
+	}
+}
+
+func (j *Judge) publish(a *schemas.Alert) {
+	j.out.Publish(a)
+	j.published = true
+	j.m.alerts.WithLabelValues(a.Kind, string(a.Status)).Inc()
+}
+
+// finishRebuild replays, in event-time order, the records that were
+// judged before the commit, to rebuild the detectors' state.
+func (j *Judge) finishRebuild() {
+	slices.SortFunc(j.rebuild, comparePending)
+	for _, p := range j.rebuild {
+		j.judge(p, false)
+	}
+	if j.clock != noTime {
+		j.advance(j.clock-1, false)
+	}
+	j.replaying, j.rebuild, j.rebuildSeen = false, nil, nil
+}
+
+// Checkpoint waits for the published alerts, then resumes at the first
+// record of the oldest minute still in some detector's look-back (or
+// still buffered), with the clock, the marks and the open incidents in
+// the metadata.
+func (j *Judge) Checkpoint(ctx context.Context) (stream.Checkpoint, error) {
+	if j.replaying {
+		// Nothing new was judged since the commit this claim started from.
+		return stream.Checkpoint{Offset: j.claim.Committed, Metadata: j.claim.Metadata}, nil
+	}
+	if j.published {
+		if err := j.out.Flush(ctx); err != nil {
+			return stream.Checkpoint{}, fmt.Errorf("cannot publish alerts of %s/%d: %w", j.claim.Topic, j.claim.Partition, err)
+		}
+		j.published = false
+	}
+	from := int64(math.MinInt64)
+	if j.clock != noTime {
+		from = floorDiv(j.clock-j.horizon, offsetBucketMs)
+	}
+	restart := int64(-1)
+	for minute, o := range j.first {
+		if minute < from {
+			delete(j.first, minute)
+			continue
+		}
+		if restart < 0 || o < restart {
+			restart = o
+		}
+	}
+	j.reportSize()
+	return stream.Checkpoint{Offset: restart, Metadata: j.encode()}, nil
+}
+
+// encode writes "a1 clock firstMark marks;incidents", marks as
+// source:mark pairs of the sources seen.
+func (j *Judge) encode() string {
+	var b strings.Builder
+	b.WriteString("a1 ")
+	b.WriteString(strconv.FormatInt(j.clock, 36))
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatInt(j.firstMark, 36))
+	b.WriteByte(' ')
+	sep := false
+	for s, m := range j.marks {
+		if m == noTime {
+			continue
+		}
+		if sep {
+			b.WriteByte(',')
+		}
+		sep = true
+		b.WriteString(strconv.Itoa(s))
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatInt(m, 36))
+	}
+	if !sep {
+		b.WriteByte('-')
+	}
+	b.WriteByte(';')
+	if n := j.life.encode(&b, metaBudget); n > 0 {
+		j.m.dropped.Add(float64(n))
+	}
+	return b.String()
+}
+
+func (j *Judge) restore(s string) error {
+	head, incs, ok := strings.Cut(s, ";")
+	f := strings.Fields(head)
+	if !ok || len(f) != 4 || f[0] != "a1" {
+		return fmt.Errorf("metadata %q is not stage two's", truncKey([]byte(s)))
+	}
+	var err error
+	if j.clock, err = strconv.ParseInt(f[1], 36, 64); err != nil {
+		return fmt.Errorf("bad clock in %q: %w", head, err)
+	}
+	if j.firstMark, err = strconv.ParseInt(f[2], 36, 64); err != nil {
+		return fmt.Errorf("bad first mark in %q: %w", head, err)
+	}
+	if f[3] != "-" {
+		for _, pair := range strings.Split(f[3], ",") {
+			a, b, ok := strings.Cut(pair, ":")
+			src, err1 := strconv.Atoi(a)
+			m, err2 := strconv.ParseInt(b, 36, 64)
+			if !ok || err1 != nil || err2 != nil || src < 0 || src >= len(j.marks) {
+				return fmt.Errorf("bad mark %q (the role has %d input partitions)", pair, len(j.marks))
+			}
+			j.marks[src] = m
+			j.maxMark = max(j.maxMark, m)
+		}
+	}
+	return j.life.decode(incs)
+}
+
+func (j *Judge) reportSize() {
+	subjects, bytes := map[string]int{}, map[string]int{}
+	for _, d := range j.all {
+		n, b := d.Size()
+		subjects[d.Kind()] += n
+		bytes[d.Kind()] += b
+	}
+	for k, n := range subjects {
+		j.m.subjects.WithLabelValues(k).Add(float64(n - j.sizeSubjects[k]))
+		j.m.stateBytes.WithLabelValues(k).Add(float64(bytes[k] - j.sizeBytes[k]))
+	}
+	j.sizeSubjects, j.sizeBytes = subjects, bytes
+}
+
+// StateSize returns the subjects and estimated bytes each detector holds.
+func (j *Judge) StateSize() map[string][2]int {
+	out := map[string][2]int{}
+	for _, d := range j.all {
+		n, b := d.Size()
+		out[d.Kind()] = [2]int{n, b}
+	}
+	return out
+}
+
+// Close reports the state as gone and releases the outbox.
+func (j *Judge) Close() error {
+	for k, n := range j.sizeSubjects {
+		j.m.subjects.WithLabelValues(k).Sub(float64(n))
+		j.m.stateBytes.WithLabelValues(k).Sub(float64(j.sizeBytes[k]))
+	}
+	j.m.buffered.DeleteLabelValues(j.part)
+	j.sizeSubjects, j.sizeBytes = nil, nil
+	return j.out.Close()
+}
+
+func comparePending(a, b pending) int {
+	return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id), cmp.Compare(a.subject, b.subject))
+}
+
+type pendingHeap []pending
+
+func (h pendingHeap) Len() int           { return len(h) }
+func (h pendingHeap) Less(i, j int) bool { return comparePending(h[i], h[j]) < 0 }
+func (h pendingHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *pendingHeap) Push(x any)        { *h = append(*h, x.(pending)) }
+func (h *pendingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = pending{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func truncKey(b []byte) string {
+	if len(b) > 80 {
+		return url.PathEscape(string(b[:80])) + "…"
+	}
+	return url.PathEscape(string(b))
+}
