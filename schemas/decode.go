@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 )
 
 // DecodeError says why bytes could not be decoded as a record of a schema.
@@ -36,6 +37,11 @@ const maxInterned = 4096
 type Decoder struct {
 	limits Limits
 	intern map[string]string
+	r      reader // reused: passing a fresh one to the field callbacks would allocate it
+	// arena holds the bytes of the current record's non-interned strings:
+	// one allocation per record instead of one per string. It is sized to
+	// the record, so it never grows while strings point into it.
+	arena []byte
 }
 
 // NewDecoder returns a Decoder that enforces limits.MaxEventBytes. Zero
@@ -106,7 +112,9 @@ func (d *Decoder) record(schema Schema, b []byte, field func(key []byte, r *read
 	if len(b) > d.limits.MaxEventBytes {
 		return &DecodeError{Schema: schema, Reason: fmt.Sprintf("record is %d bytes, over the limit of %d", len(b), d.limits.MaxEventBytes)}
 	}
-	r := reader{b: b}
+	d.r = reader{b: b}
+	r := &d.r
+	d.arena = make([]byte, 0, len(b))
 	var key []byte
 	wrap := func(err error) error {
 		de := &DecodeError{Schema: schema, Field: string(key), Reason: err.Error()}
@@ -130,7 +138,7 @@ func (d *Decoder) record(schema Schema, b []byte, field func(key []byte, r *read
 			return wrap(fmt.Errorf("map key: %w", err))
 		}
 		key = k
-		known, err := field(k, &r)
+		known, err := field(k, r)
 		if err != nil {
 			return wrap(err)
 		}
@@ -147,14 +155,25 @@ func (d *Decoder) record(schema Schema, b []byte, field func(key []byte, r *read
 	return nil
 }
 
-// text copies a string value. Bytes are kept as they are; validation checks
-// UTF-8 and length.
+// text copies a string value into the record's arena. Bytes are kept as
+// they are; validation checks UTF-8 and length.
 func (d *Decoder) text(r *reader, dst *string) error {
 	b, err := r.str()
 	if err != nil {
 		return err
 	}
-	*dst = string(b)
+	if len(b) == 0 {
+		*dst = ""
+		return nil
+	}
+	if len(d.arena)+len(b) > cap(d.arena) {
+		panic("BUG: decoder arena smaller than the record's strings")
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, b...)
+	// The arena is never written again at these positions (it is replaced,
+	// not reset, for the next record), so the string is immutable.
+	*dst = unsafe.String(&d.arena[start], len(b))
 	return nil
 }
 

@@ -26,6 +26,23 @@ var encoderPool = sync.Pool{New: func() any {
 //
 // Append does not validate: producers call [Validate] first.
 func Append(dst []byte, rec Record) ([]byte, error) {
+	switch r := rec.(type) {
+	case *Playback:
+		if r != nil {
+			return appendPlayback(dst, r), nil
+		}
+	case *Browse:
+		if r != nil {
+			return appendBrowse(dst, r), nil
+		}
+	}
+	return appendReflect(dst, rec)
+}
+
+// appendReflect encodes with the msgpack library (pooled encoders): the
+// reference the hand-written encoders are tested against, and the encoder
+// of the rarer records (titles, alerts).
+func appendReflect(dst []byte, rec Record) ([]byte, error) {
 	s := encoderPool.Get().(*encoderState)
 	defer encoderPool.Put(s)
 	s.buf.Reset()

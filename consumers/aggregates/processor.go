@@ -118,10 +118,14 @@ type fAgg struct {
 type window struct {
 	start       int64
 	firstOffset int64
-	seen        map[string]struct{} // event ids, for duplicate sends
-	playback    map[pbKey]*pbAgg
-	quality     map[qKey]*qAgg
-	funnel      map[fKey]*fAgg
+	// seen holds a 128-bit hash of each event id, for duplicate sends:
+	// 16 bytes an event, and no reference that would keep the decoded
+	// record's string memory alive for the life of the window. Two ids
+	// collide with probability ~n²/2¹²⁹ (1e-27 for a million per window).
+	seen     map[[2]uint64]struct{}
+	playback map[pbKey]*pbAgg
+	quality  map[qKey]*qAgg
+	funnel   map[fKey]*fAgg
 }
 
 // Process folds one record into its window; see the package doc for what
@@ -153,15 +157,16 @@ func (p *Processor) Process(_ context.Context, r *stream.Record) error {
 	start := p.cfg.Rules.WindowStart(t)
 	w := p.windows[start]
 	if w == nil {
-		w = &window{start: start, firstOffset: r.Offset, seen: map[string]struct{}{},
+		w = &window{start: start, firstOffset: r.Offset, seen: map[[2]uint64]struct{}{},
 			playback: map[pbKey]*pbAgg{}, quality: map[qKey]*qAgg{}, funnel: map[fKey]*fAgg{}}
 		p.windows[start] = w
 	}
-	if _, dup := w.seen[env.EventID]; dup {
+	id := hashID(env.EventID)
+	if _, dup := w.seen[id]; dup {
 		p.m.duplicates.Inc()
 		return nil
 	}
-	w.seen[env.EventID] = struct{}{}
+	w.seen[id] = struct{}{}
 	version := uint64(r.Offset + 1)
 	switch v := r.Value.(type) {
 	case *schemas.Playback:
@@ -360,6 +365,23 @@ func hashProfile(id string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// hashID is a 128-bit hash of an event id: FNV-1a 64 and, with another
+// offset basis and a final mix, a second 64 bits.
+func hashID(id string) [2]uint64 {
+	a, b := uint64(14695981039346656037), uint64(0x9e3779b97f4a7c15)
+	for i := 0; i < len(id); i++ {
+		a ^= uint64(id[i])
+		a *= 1099511628211
+		b ^= uint64(id[i])
+		b *= 0x100000001b3
+		b ^= b >> 29
+	}
+	b ^= uint64(len(id))
+	b *= 0xbf58476d1ce4e5b9
+	b ^= b >> 31
+	return [2]uint64{a, b}
 }
 
 func lateEvent(r *stream.Record, env *schemas.Envelope, window, watermark int64) LateEvent {
