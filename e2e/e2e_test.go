@@ -128,13 +128,19 @@ type proc struct {
 
 func (s *stack) start(name string, args ...string) *proc {
 	s.t.Helper()
+	return s.startEnv(name, nil, args...)
+}
+
+// startEnv is start with extra environment variables.
+func (s *stack) startEnv(name string, env []string, args ...string) *proc {
+	s.t.Helper()
 	logPath := filepath.Join(s.dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))
 	f, err := os.Create(logPath)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	cmd := exec.Command(atlasBin, args...)
-	cmd.Env = s.env
+	cmd.Env = append(append([]string(nil), s.env...), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("cannot start atlas %v: %v", args, err)
