@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/atlas-stream/atlas/consumers/aggregates"
 	"github.com/atlas-stream/atlas/consumers/aggregates/chsink"
@@ -52,6 +53,8 @@ func runAggregates(ctx context.Context, env *roleEnv) error {
 		SessionTimeout: env.f.sessionTO,
 		Registerer:     env.reg,
 		Failpoint:      failpointFromEnv(),
+		// A negative control for the end-to-end tests only.
+		UnsafeCommitFirst: os.Getenv("ATLAS_UNSAFE_COMMIT_FIRST") == "1",
 	})
 	if err != nil {
 		return &usageError{err}

@@ -46,6 +46,7 @@ type claimState struct {
 	lastFlush   time.Time
 	deadLetters []kafka.Message
 	fenced      bool
+	lastMeta    string // the processor metadata of the last commit
 }
 
 func (r *Runner) runClaim(runCtx, genCtx context.Context, gen *kafka.Generation, c stream.Claim, restored *sync.WaitGroup) {
@@ -88,7 +89,7 @@ func (r *Runner) runClaim(runCtx, genCtx context.Context, gen *kafka.Generation,
 		return
 	}
 	w := &claimState{r: r, log: log, gen: gen, claim: c, proc: proc, reader: reader,
-		dec: schemas.NewDecoder(r.cfg.Limits), next: -1, lastFlush: time.Now()}
+		dec: schemas.NewDecoder(r.cfg.Limits), next: -1, lastFlush: time.Now(), lastMeta: c.Metadata}
 	log.Info("partition claimed", "generation", gen.ID, "resume_offset", offset, "processed_before", c.Processed,
 		"restore_ms", time.Since(start).Milliseconds())
 
@@ -226,6 +227,14 @@ func (w *claimState) checkpoint(ctx context.Context) error {
 	}
 	retry := newBackoff(100*time.Millisecond, 5*time.Second)
 
+	if w.r.cfg.UnsafeCommitFirst {
+		// Negative control (see Config.UnsafeCommitFirst): commit what was
+		// fetched before anything derived from it is durable.
+		if err := w.r.commit(ctx, w.gen, w.claim.Topic, w.claim.Partition, w.next,
+			commitMeta{Processed: max(w.next, w.claim.Processed), Processor: w.lastMeta}); err != nil {
+			return err
+		}
+	}
 	fail("before-checkpoint")
 	var cp stream.Checkpoint
 	for {
@@ -281,6 +290,7 @@ func (w *claimState) checkpoint(ctx context.Context) error {
 		}
 	}
 	fail("after-commit")
+	w.lastMeta = cp.Metadata
 	w.r.metrics.commits.WithLabelValues("ok").Inc()
 	w.r.metrics.checkpoint.Observe(time.Since(start).Seconds())
 	w.uncommitted = 0

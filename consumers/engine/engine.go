@@ -59,6 +59,11 @@ type Config struct {
 	// checkpoint ("before-checkpoint", "before-dlq", "before-commit",
 	// "after-commit") so that tests can kill the process inside each window.
 	Failpoint func(name string)
+	// UnsafeCommitFirst commits before the processor's checkpoint instead
+	// of after it. It exists only as a negative control: the end-to-end
+	// tests switch it on to prove that their oracle catches the loss it
+	// causes. Never set it in production.
+	UnsafeCommitFirst bool
 }
 
 // Validate reports a configuration that cannot work.
