@@ -1,10 +1,12 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,6 +139,9 @@ func classify(err error, cfg warehouse.Config) error {
 		return err
 	}
 	// Not an answer of the server: the connection failed or timed out.
+	if !strings.HasPrefix(err.Error(), "cannot connect to ClickHouse") {
+		err = fmt.Errorf("cannot reach ClickHouse at %s as %s: %w", cmp.Or(cfg.Addr, warehouse.DefaultAddr), cmp.Or(cfg.User, warehouse.DefaultUser), err)
+	}
 	return &unavailable{err}
 }
 

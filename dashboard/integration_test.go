@@ -330,7 +330,7 @@ func TestTheAPIServesWhatTheAggregatesSinkWrote(t *testing.T) {
 	}
 
 	var quality panelData
-	api(t, ts, "/api/quality?period=1h", &quality)
+	api(t, ts, "/api/quality?period=15m", &quality)
 	s := quality.Series
 	if s == nil || len(s.Lines) != 3 || s.Lines[0].Sessions != 60 || s.Lines[0].Value != 14.0/60 || s.Cells != 2 || quality.Bucket != 60 {
 		t.Fatalf("/api/quality: %+v", quality)
@@ -339,7 +339,7 @@ func TestTheAPIServesWhatTheAggregatesSinkWrote(t *testing.T) {
 	if p := s.Lines[0].Points[i]; p == nil || *p != 0.5 {
 		t.Errorf("/api/quality: overall point of 4 minutes ago is %v, want 0.5", p)
 	}
-	api(t, ts, "/api/quality?period=1h&metric=mean_bitrate_kbps", &quality)
+	api(t, ts, "/api/quality?period=15m&metric=mean_bitrate_kbps", &quality)
 	if v := quality.Series.Lines[0].Value; v != (3000*40+2000*20)/60.0 {
 		t.Errorf("/api/quality mean bitrate %v", v)
 	}

@@ -17,11 +17,13 @@ type window struct {
 // bucketSteps are the buckets a time series may use, shortest first.
 var bucketSteps = []time.Duration{
 	time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
-	time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+	time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 72 * time.Hour, 168 * time.Hour,
 }
 
-// maxPoints is the most buckets a series over the period should have.
-const maxPoints = 120
+// maxPoints is the most buckets a series over the period should have:
+// few enough that each CDN × ISP cell has sessions in most buckets, so
+// the last hour is in 5-minute buckets and the last 15 minutes in minutes.
+const maxPoints = 40
 
 // newWindow is the period ending with the minute that holds now (the open
 // window, provisional until it closes), its start aligned to the bucket so

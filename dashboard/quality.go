@@ -201,8 +201,8 @@ func buildQualitySeries(res *warehouse.Result, w window, metric string, lines in
 		order = append(order, c.key)
 	}
 	// The worst of the rest, among cells with at least 0.5 % of the
-	// sessions (and 10): a cell of three sessions is noise.
-	floor := math.Max(10, sessions*0.005)
+	// sessions (and 5): a cell of two sessions is noise.
+	floor := math.Max(5, sessions*0.005)
 	worse := func(a, b ranked) int { return cmp.Compare(b.value, a.value) }
 	if metric == "mean_bitrate_kbps" {
 		worse = func(a, b ranked) int { return cmp.Compare(a.value, b.value) }

@@ -74,11 +74,21 @@
     return s.length > n ? s.slice(0, n - 1) + '…' : s;
   }
 
+  // setPanel shows what a panel holds: loading, ready, empty, unavailable
+  // (no data yet, ClickHouse away) or error.
   function setPanel(name, st, message) {
     const el = $('panel-' + name);
     dash.panels[name] = st;
     el.dataset.state = st;
+    el.dataset.stale = '';
     el.querySelector('.message').textContent = message || '';
+  }
+
+  // markStale dims a panel that keeps its last data while ClickHouse is
+  // away; atlasDashboard.panels says "stale".
+  function markStale(name) {
+    $('panel-' + name).dataset.stale = '1';
+    dash.panels[name] = 'stale';
   }
 
   function draw(name, canvasId, config) {
@@ -209,6 +219,7 @@
       if (state.country && countries.includes(state.country)) state.genreCountry = state.country;
       if (!countries.includes(state.genreCountry)) state.genreCountry = countries[0];
       fillSelect($('genre-country'), countries.map((c) => [c, c]), state.genreCountry);
+      $('genre-country').parentElement.hidden = false;
       drawGenreGap();
       return null;
     },
@@ -280,7 +291,7 @@
             // draw a line to, or it would not show at all.
             pointRadius: s.buckets.length <= 40 ? 2 : (ctx) => (isolated(l.points, ctx.dataIndex) ? 2.5 : 0),
             spanGaps: false,
-            tension: 0.2,
+            cubicInterpolationMode: 'monotone',
           })),
         },
         options: {
@@ -450,7 +461,7 @@
     }
     if (r.unavailable || r.unreachable) {
       if (data[name]) {
-        setPanel(name, 'stale', '');
+        markStale(name);
       } else {
         setPanel(name, 'unavailable', 'No data: ' + (r.unreachable ? r.error : 'ClickHouse is unavailable') + '.');
       }
@@ -524,6 +535,7 @@
 
   function init() {
     for (const p of PANELS) setPanel(p, 'loading', 'Loading…');
+    $('genre-country').parentElement.hidden = true; // until there are countries
     for (const el of [$('country'), $('dropoff-title')]) el.options[0].dataset.fixed = '1';
     const period = $('period');
     if (!Array.from(period.options).some((o) => o.value === state.period)) {
