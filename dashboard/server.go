@@ -173,8 +173,8 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run serves the dashboard on the configured address until ctx ends, then
-// stops accepting connections, waits up to 5 s for requests in flight and
-// closes the ClickHouse connection. It returns an error when it cannot
+// stops accepting connections, waits up to 5 s for requests in flight
+// (then cuts them) and closes the ClickHouse connection. It returns an error when it cannot
 // listen or serving fails, nil after a shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.addr())
@@ -213,7 +213,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 		start := time.Now()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		err = srv.Shutdown(sctx)
+		if err = srv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+			// A panel's query outlived the grace period: a dashboard
+			// request is safe to cut, and the page retries it.
+			slog.Warn("cutting requests still running after the shutdown grace period", "grace", shutdownTimeout)
+			err = srv.Close()
+		}
 		cancel()
 		<-done
 		slog.Info("dashboard stopped", "took", time.Since(start).Round(time.Millisecond))
