@@ -57,7 +57,10 @@ type Config struct {
 	Lateness time.Duration
 	// IdleAfter: an input partition whose progress lags the most advanced
 	// one by more than this (event time) is not waited for, so that an
-	// input partition without traffic cannot stop the role. Default 30 m.
+	// input partition without traffic cannot stop the role. It must exceed
+	// the skew between input partitions while a restarted member catches
+	// up (the browse partitions, with fewer records per minute, run ahead),
+	// or results stop being exact. Default 6 h.
 	IdleAfter time.Duration
 	// MaxBuffered bounds the records stage two holds back per partition
 	// while it waits for slower input partitions; past it, it stops
@@ -96,7 +99,7 @@ func (c *Config) defaults() {
 		c.Lateness = 2 * time.Second
 	}
 	if c.IdleAfter == 0 {
-		c.IdleAfter = 30 * time.Minute
+		c.IdleAfter = 6 * time.Hour
 	}
 	if c.MaxBuffered == 0 {
 		c.MaxBuffered = 1_000_000

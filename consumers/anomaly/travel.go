@@ -14,7 +14,9 @@ import (
 // defaults in brackets.
 type TravelConfig struct {
 	// LookBack is how long the last place of an account is remembered
-	// [2h]: a jump after a longer gap is not compared.
+	// [1h]: a jump after a longer gap is not compared. A restart replays
+	// the re-key topic over the longest look-back of all detectors, so
+	// this one sets the replay (see the package doc).
 	LookBack time.Duration
 	// MaxKmh is the fastest credible travel [1000 km/h, an airliner].
 	MaxKmh float64
@@ -30,7 +32,7 @@ type TravelConfig struct {
 	LiveGap time.Duration
 	// MaxStays caps the places remembered per account [16].
 	MaxStays int
-	// Quiet resolves an incident after this long without a new jump [3h],
+	// Quiet resolves an incident after this long without a new jump [2h],
 	// so that the way back home (a jump within LookBack + Hold of the last
 	// activity at the destination) is part of the same incident.
 	Quiet time.Duration
@@ -39,13 +41,13 @@ type TravelConfig struct {
 }
 
 func (c TravelConfig) withDefaults() TravelConfig {
-	def(&c.LookBack, 2*time.Hour)
+	def(&c.LookBack, time.Hour)
 	defFloat(&c.MaxKmh, 1000)
 	defFloat(&c.MinKm, 500)
 	def(&c.Hold, 10*time.Minute)
 	def(&c.LiveGap, 5*time.Minute)
 	defInt(&c.MaxStays, 16)
-	def(&c.Quiet, 3*time.Hour)
+	def(&c.Quiet, 2*time.Hour)
 	defInt(&c.MaxAccounts, 1_000_000)
 	return c
 }

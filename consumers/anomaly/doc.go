@@ -1,0 +1,94 @@
+// Package anomaly is the anomaly role's processor: five detectors — account
+// sharing, impossible travel, bot-like browsing, credential stuffing and
+// streaming-quality incidents — whose incidents become alerts with a
+// lifecycle (firing, escalated, resolved) and a deterministic id, with
+// exactly-once effect across crashes and rebalances.
+//
+// # Two stages: re-keying, then judging
+//
+// The input topics are keyed by profile, so one profile's events are in
+// one partition. Most detectors need more: account sharing and impossible
+// travel need every event of an account (an account's profiles hash to
+// different partitions, and the simulator plants sharing across several
+// profiles); credential stuffing needs every event of a client network
+// (forty accounts, forty profiles, all partitions); a quality cell (CDN ×
+// ISP × country) gets sessions in every partition. A detector that saw a
+// partition's share would see a sixth of an incident and could not tell
+// sharing from travel.
+//
+// So the role runs in two stages inside one consumer group, as Kafka
+// Streams re-partitions before an aggregation by a new key:
+//
+//   - Stage one, a [Forwarder] per claimed playback or browse partition,
+//     sends each event that some detector wants to the re-key topic once
+//     per view (account, network, cell), keyed by the view's subject:
+//     "account:acc-17", "net:203.0.113.0/24", "cdn:c|isp:i|cc:DE". It drops
+//     duplicate sends (an id seen among the partition's last 64 records)
+//     and events more than Config.Lateness behind the partition's newest
+//     event time.
+//   - Stage two, a [Judge] per claimed re-key partition, runs the
+//     detectors of each view over the subjects that hash to it.
+//
+// The re-key topic has as many partitions as the inputs and is read by the
+// same group (co-partitioned), so scaling the group scales both stages.
+//
+// # One clock for many sources
+//
+// A re-key partition interleaves records of every input partition in
+// whatever order they were fetched and written; a restart, a rebalance or
+// a slow broker changes that order. Detectors must not see the
+// difference, or ids and alerts would change after a crash. Each re-keyed
+// record's key therefore carries its source (input topic and partition),
+// its source offset and the source's mark: the newest event time of the
+// source minus the lateness. Every later record of that source has an
+// event time at or above the mark (stage one drops the ones that would
+// not). Stage two holds records back until every source's mark has passed
+// their event time, then hands them to the detectors in event-time order,
+// ties broken by event id: the order is a function of the records alone.
+// The price is latency: an alert waits for the slowest input partition
+// and for Lateness (2 s by default).
+//
+// An input partition that sends nothing for Config.IdleAfter of event time
+// (6 h) while others go on is no longer waited for; results are exact only
+// while that does not happen.
+//
+// # Exactly-once effect
+//
+// Alert ids are derived from kind, subject and the incident's start (the
+// event time of its first event, never older than the detector's look-back),
+// so a replay publishes the same alerts again. The alert topic is
+// at-least-once: a consumer keeps one alert per (id, status, severity). The
+// ClickHouse table collapses the copies (ReplacingMergeTree, key (kind,
+// subject, id, status, severity)).
+//
+// Detectors keep state only for their look-back: what they decide depends
+// on the events of the last LookBack of event time and nothing older. A
+// stage-two checkpoint waits until the published alerts are durable, then
+// commits as restart offset the first re-key offset holding an event of a
+// minute still within the longest look-back (1 h 10 min with the default
+// detectors) plus a minute, and as metadata the clock, the sources' marks
+// and the open incidents (kind, subject, start, severity, last activity;
+// a few kilobytes at most). A restart replays from there: the records
+// judged before the commit are re-judged in event-time order to rebuild
+// the detectors, silently (their alerts were published before the commit;
+// the open incidents come from the metadata); the ones still held back go
+// back into the buffer; everything after the commit is processed as it
+// was the first time. Stage one resumes 64 records back, to rebuild its
+// duplicate ring, and stores the partition's newest event time; it does
+// not send again what it sent before its commit, and stage two drops the
+// copies of what it sent after (same source, offset and view).
+//
+// Deterministic given the input order per partition also means bounded:
+// each detector caps its subjects (least recently seen evicted) and its
+// history per subject. Exactness holds while no cap is reached.
+//
+// # Lifecycle
+//
+// Per kind and subject there is at most one open incident. Its first
+// active verdict publishes a firing alert; a verdict of higher severity
+// an escalated one; further active verdicts only keep it open (the
+// suppression that makes an ongoing incident one alert). When the
+// detector's quiet period passes without an active verdict, a resolved
+// alert is published, with the event time the quiet period ended as its
+// detection time. Every time in an alert is event time.
+package anomaly
