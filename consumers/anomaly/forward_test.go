@@ -1,0 +1,197 @@
+package anomaly
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/schemas"
+)
+
+type sent struct {
+	subject, key string
+	rec          schemas.Record
+}
+
+type captureRekeyer struct{ got *[]sent }
+
+func (c captureRekeyer) Send(subject string, key []byte, rec schemas.Record) {
+	*c.got = append(*c.got, sent{subject, string(key), rec})
+}
+func (captureRekeyer) Flush(context.Context) error { return nil }
+func (captureRekeyer) Close() error                { return nil }
+
+type captureOutbox struct{ got *[]schemas.Alert }
+
+func (c captureOutbox) Publish(a *schemas.Alert)  { *c.got = append(*c.got, *a) }
+func (captureOutbox) Flush(context.Context) error { return nil }
+func (captureOutbox) Close() error                { return nil }
+
+func testConfig(sends *[]sent, alerts *[]schemas.Alert) Config {
+	return Config{PlaybackTopic: "pb", BrowseTopic: "br", RekeyTopic: "rk", Partitions: 2, Locate: testLocate,
+		Rekeyer: func(stream.Claim) (Rekeyer, error) { return captureRekeyer{sends}, nil },
+		Outbox:  func(stream.Claim) (Outbox, error) { return captureOutbox{alerts}, nil }}
+}
+
+func processor(t *testing.T, cfg Config, c stream.Claim) stream.Processor {
+	t.Helper()
+	f, err := NewFactory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestForwarder(t *testing.T) {
+	claim := stream.Claim{Topic: "pb", Partition: 1, Committed: -1, Processed: -1}
+	hb := func(t int64) *schemas.Playback { return play(t, "a", "d", "s", net(10, 1), schemas.PlayHeartbeat) }
+	for _, c := range []struct {
+		name   string
+		claim  stream.Claim
+		recs   []*schemas.Playback
+		replay int // records marked Replay, from the first
+		want   []string
+	}{
+		{name: "A heartbeat goes to its account and to its quality cell, keyed with its source, offset and mark",
+			claim: claim, recs: []*schemas.Playback{hb(t0)},
+			want: []string{"account:a#p1.0." + itoa(t0-2000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.0." + itoa(t0-2000)}},
+		{name: "The same event sent twice in a row is forwarded once",
+			claim: claim, recs: func() []*schemas.Playback { e := hb(t0); return []*schemas.Playback{e, e} }(),
+			want: []string{"account:a#p1.0." + itoa(t0-2000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.0." + itoa(t0-2000)}},
+		{name: "An event more than the lateness behind its partition's newest is dropped; within it, it goes with the newest's mark",
+			claim: claim, recs: []*schemas.Playback{hb(t0 + 10*sec), hb(t0 + 7*sec), hb(t0 + 9*sec)},
+			want: []string{"account:a#p1.0." + itoa(t0+8000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.0." + itoa(t0+8000),
+				"account:a#p1.2." + itoa(t0+8000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.2." + itoa(t0+8000)}},
+		{name: "Records processed before the last commit are not sent again",
+			claim: stream.Claim{Topic: "pb", Partition: 1, Committed: 0, Processed: 1}, recs: []*schemas.Playback{hb(t0), hb(t0 + sec)}, replay: 1,
+			want: []string{"account:a#p1.1." + itoa(t0-1000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.1." + itoa(t0-1000)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []sent
+			p := processor(t, testConfig(&got, nil), c.claim)
+			for i, r := range c.recs {
+				if err := p.Process(context.Background(), &stream.Record{Topic: "pb", Partition: 1, Offset: int64(i), Value: r, Replay: i < c.replay}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var keys []string
+			for _, s := range got {
+				keys = append(keys, s.key)
+			}
+			if strings.Join(keys, " ") != strings.Join(c.want, " ") {
+				t.Fatalf("sent\n  %v\nwant\n  %v", keys, c.want)
+			}
+		})
+	}
+}
+
+func TestForwarderResumesAtItsRingAndKeepsItsNewestEventTime(t *testing.T) {
+	var got []sent
+	p := processor(t, testConfig(&got, nil), stream.Claim{Topic: "br", Partition: 0, Committed: -1, Processed: -1})
+	for i := 0; i < 100; i++ {
+		if err := p.Process(context.Background(), &stream.Record{Offset: int64(i), Value: impression(t0+int64(i)*sec, "a", "p", net(10, 1), 500)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := p.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Offset != 100-dedupRing || cp.Metadata != itoa(t0+99*sec) {
+		t.Fatalf("checkpoint %+v, want offset %d and metadata %d", cp, 100-dedupRing, t0+99*sec)
+	}
+}
+
+func TestRekeyKeysRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		subject string
+		src     source
+		off     int64
+		mark    int64
+	}{{"account:acc-1", 0, 0, t0}, {"net:1.2.3.0/24", 7, 123456, -5}, {"cdn:a#b|isp:x|cc:DE", 11, 1, 1}} {
+		key := appendRekeyKey(nil, c.subject, c.src, 6, c.off, c.mark)
+		k, err := parseRekeyKey(key, 6)
+		if err != nil || k.subject != c.subject || k.src != c.src || k.offset != c.off || k.mark != c.mark {
+			t.Fatalf("%q parsed as %+v, %v", key, k, err)
+		}
+		if string(SubjectOf(key)) != c.subject {
+			t.Fatalf("SubjectOf(%q) = %q", key, SubjectOf(key))
+		}
+	}
+	for _, bad := range []string{"", "account:a", "account:a#", "account:a#x1.2.3", "account:a#p9.1.2", "account:a#p1.x.2", "#p1.1.1"} {
+		if _, err := parseRekeyKey([]byte(bad), 6); err == nil {
+			t.Fatalf("%q parsed", bad)
+		}
+	}
+}
+
+func TestJudge(t *testing.T) {
+	ctx := context.Background()
+	key := func(subject string, src source, off, mark int64) []byte {
+		return appendRekeyKey(nil, subject, src, 2, off, mark)
+	}
+	t.Run("A record waits until every input partition has passed its event time, then records are judged in event-time order", func(t *testing.T) {
+		var alerts []schemas.Alert
+		j := processor(t, testConfig(nil, &alerts), stream.Claim{Topic: "rk", Partition: 0, Committed: -1, Processed: -1}).(*Judge)
+		// Three of the four sources are past t0+10s; the fourth is not seen yet.
+		off := int64(0)
+		for _, src := range []source{0, 1, 2} {
+			r := &stream.Record{Offset: off, Key: key("account:a", src, off, t0+10*sec), Value: impression(t0+11*sec, "a", "p", net(10, 1), 0)}
+			off++
+			if err := j.Process(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if j.buf.Len() != 3 || j.clock != noTime {
+			t.Fatalf("%d buffered, clock %d; want 3 held back and no clock", j.buf.Len(), j.clock)
+		}
+		if err := j.Process(ctx, &stream.Record{Offset: off, Key: key("account:a", 3, off, t0+12*sec),
+			Value: impression(t0+12*sec, "a", "p", net(10, 1), 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if j.clock != t0+10*sec || j.buf.Len() != 4 {
+			t.Fatalf("clock t0%+d with %d buffered; want t0+10s, nothing judged yet (all at t0+11s or later)", j.clock-t0, j.buf.Len())
+		}
+		if err := j.Process(ctx, &stream.Record{Offset: off + 1, Key: key("account:a", 0, 99, t0+12*sec),
+			Value: impression(t0+12*sec, "a", "p", net(10, 1), 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Process(ctx, &stream.Record{Offset: off + 2, Key: key("account:a", 1, 99, t0+12*sec),
+			Value: impression(t0+12*sec, "a", "p", net(10, 1), 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Process(ctx, &stream.Record{Offset: off + 3, Key: key("account:a", 2, 99, t0+12*sec),
+			Value: impression(t0+13*sec, "a", "p", net(10, 1), 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if j.clock != t0+12*sec || j.buf.Len() != 4 {
+			t.Fatalf("clock t0%+d with %d buffered; want t0+12s and the three records at t0+11s judged", j.clock-t0, j.buf.Len())
+		}
+	})
+	t.Run("A copy that a restarted stage one sends again is dropped, buffered or judged", func(t *testing.T) {
+		j := processor(t, testConfig(nil, &[]schemas.Alert{}), stream.Claim{Topic: "rk", Partition: 0, Committed: -1, Processed: -1}).(*Judge)
+		rec := impression(t0, "a", "p", net(10, 1), 0)
+		for i := int64(0); i < 3; i++ {
+			if err := j.Process(ctx, &stream.Record{Offset: i, Key: key("account:a", 0, 5, t0-sec), Value: rec}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if j.buf.Len() != 1 {
+			t.Fatalf("%d buffered, want the copies dropped", j.buf.Len())
+		}
+	})
+	t.Run("A key that is not a re-key key is an error, so the record becomes a dead letter", func(t *testing.T) {
+		j := processor(t, testConfig(nil, &[]schemas.Alert{}), stream.Claim{Topic: "rk", Partition: 0, Committed: -1, Processed: -1})
+		if err := j.Process(ctx, &stream.Record{Offset: 0, Key: []byte("pro-1-1"), Value: impression(t0, "a", "p", net(10, 1), 0)}); err == nil {
+			t.Fatal("accepted")
+		}
+	})
+}
+
+func itoa(x int64) string { return strconv.FormatInt(x, 10) }
