@@ -168,6 +168,7 @@
     },
 
     completion(p) {
+      $('dropoff-title').parentElement.hidden = !p.rows.length;
       if (!p.rows.length) {
         return 'No playback starts in the ' + periodText() + (state.country ? ' in ' + state.country : '') + '.';
       }
@@ -535,7 +536,9 @@
 
   function init() {
     for (const p of PANELS) setPanel(p, 'loading', 'Loading…');
-    $('genre-country').parentElement.hidden = true; // until there are countries
+    // Until there are countries and titles to pick from.
+    $('genre-country').parentElement.hidden = true;
+    $('dropoff-title').parentElement.hidden = true;
     for (const el of [$('country'), $('dropoff-title')]) el.options[0].dataset.fixed = '1';
     const period = $('period');
     if (!Array.from(period.options).some((o) => o.value === state.period)) {
