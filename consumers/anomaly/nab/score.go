@@ -105,7 +105,7 @@ func sigmoid(x float64) float64 { return 2/(1+math.Exp(5*x)) - 1 }
 // null).
 type Totals struct {
 	Files, Points, Windows, Detected, FalsePositives int
-	Raw, Null, Perfect                              float64
+	Raw, Null, Perfect                               float64
 }
 
 // Add accumulates one file.
