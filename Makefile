@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/atlas
 
-.PHONY: help build test unit integration lint demo bench up down env clean
+.PHONY: help build test unit integration lint demo bench up down env clean dashboard assets
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ demo: build ## start Kafka and ClickHouse, create topics and tables, check the s
 
 bench: ## benchmarks that print numbers: codec, processor, simulator, replay, sink, gateway
 	scripts/bench.sh
+
+dashboard: build ## serve the dashboard on 127.0.0.1:8080 (read-only ClickHouse user)
+	scripts/clickhouse.sh start
+	eval "$$(scripts/clickhouse.sh env)" && $(BIN) dashboard
+
+assets: ## refresh the vendored Chart.js from npm (pinned version, checksums recorded)
+	scripts/dashboard-assets.sh update
 
 up: ## start (or reuse) Kafka and ClickHouse
 	scripts/kafka.sh start

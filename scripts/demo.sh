@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: start real Kafka and ClickHouse, create Atlas's topics and
 # tables, run the consumer roles, simulate about 30 s of traffic (about half
-# an hour of simulated viewing ending now), and print what content strategy
-# and ops would look at. Safe to run again: each run adds new traffic.
+# an hour of simulated viewing ending now), print what content strategy and
+# ops would look at, and leave the dashboard running until Ctrl-C, which
+# stops the roles and the dashboard cleanly. Safe to run again: each run adds
+# new traffic. ATLAS_DEMO_EXIT=1 stops right after printing (for scripts).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ATLAS_ROOT"
@@ -27,14 +29,18 @@ ops=${ATLAS_DEMO_OPS_ADDR:-127.0.0.1:9464}
 log "starting the consumer roles (atlas run all), metrics on http://$ops/metrics"
 $atlas run all --ops-addr "$ops" >"$demo_dir/run.log" 2>&1 &
 run_pid=$!
-stop_roles() {
-	if kill -0 "$run_pid" 2>/dev/null; then
-		log "stopping the consumer roles"
-		kill -TERM "$run_pid"
-		wait "$run_pid" || true
-	fi
+dash_pid=
+stop_all() {
+	for pid in $dash_pid $run_pid; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid"
+			wait "$pid" || true
+		fi
+	done
+	log "stopped the consumer roles and the dashboard"
 }
-trap stop_roles EXIT
+trap stop_all EXIT
+trap 'exit 0' INT TERM
 wait_until 60 "the consumers to join their groups" curl -fsS "http://$ops/readyz" ||
 	{ tail -20 "$demo_dir/run.log"; die "the consumers did not become ready"; }
 
@@ -61,6 +67,17 @@ done
 echo
 echo "== atlas query genre-gap --from -2h --country US --limit 5"
 $atlas query genre-gap --from -2h --country US --limit 5
+dash=${ATLAS_DEMO_DASHBOARD_ADDR:-127.0.0.1:8080}
+$atlas dashboard --listen "$dash" >"$demo_dir/dashboard.log" 2>&1 &
+dash_pid=$!
+wait_until 30 "the dashboard" curl -fsS "http://$dash/healthz" ||
+	{ tail -20 "$demo_dir/dashboard.log"; die "the dashboard did not start"; }
+
 echo
 echo "Consumers processed $events records; lag $(lag). Ground truth: $demo_dir/truth-$seed.json"
-echo "Logs: $demo_dir/run.log. Kafka and ClickHouse keep running (make down stops them)."
+echo "Logs: $demo_dir/run.log, $demo_dir/dashboard.log. Kafka and ClickHouse keep running (make down stops them)."
+echo
+echo "Dashboard: http://$dash/   (Ctrl-C stops the roles and the dashboard)"
+if [[ ${ATLAS_DEMO_EXIT:-0} != 1 ]]; then
+	wait "$dash_pid"
+fi

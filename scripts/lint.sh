@@ -11,3 +11,4 @@ if [[ -n $unformatted ]]; then
 	die "gofmt would change these files (run gofmt -w):"$'\n'"$unformatted"
 fi
 log "gofmt: clean"
+scripts/dashboard-assets.sh check
