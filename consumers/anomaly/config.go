@@ -55,13 +55,18 @@ type Config struct {
 	// behind the inputs, so it bounds the alert latency from below.
 	// Default 2 s.
 	Lateness time.Duration
-	// IdleAfter: an input partition whose progress lags the most advanced
-	// one by more than this (event time) is not waited for, so that an
-	// input partition without traffic cannot stop the role. It must exceed
-	// the skew between input partitions while a restarted member catches
-	// up (the browse partitions, with fewer records per minute, run ahead),
-	// or results stop being exact. Default 6 h.
+	// IdleAfter: an input partition that stage two has heard nothing from
+	// (no record, no mark) for this long on the wall clock is not waited
+	// for, so that an input partition without traffic cannot stop the
+	// role. Records it sends later that are behind the clock are dropped.
+	// It must exceed the longest pause of a working stage one — a
+	// rebalance, a restart — or results stop being exact. (Event time
+	// cannot tell idle from slow: while a member catches up, the browse
+	// partitions, with fewer records per minute, run hours ahead.)
+	// Default 2 m.
 	IdleAfter time.Duration
+	// Now is the wall clock, for IdleAfter only. Default time.Now.
+	Now func() time.Time
 	// MaxBuffered bounds the records stage two holds back per partition
 	// while it waits for slower input partitions; past it, it stops
 	// waiting (and is then no longer exact). Default 1,000,000.
@@ -99,7 +104,10 @@ func (c *Config) defaults() {
 		c.Lateness = 2 * time.Second
 	}
 	if c.IdleAfter == 0 {
-		c.IdleAfter = 6 * time.Hour
+		c.IdleAfter = 2 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.MaxBuffered == 0 {
 		c.MaxBuffered = 1_000_000
@@ -185,7 +193,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		buffered: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_buffered_records",
 			Help: "Records stage two holds back until every input partition has passed them."}, []string{"partition"}),
 		idle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_idle_inputs",
-			Help: "Input partitions stage two does not wait for, lagging by more than IdleAfter."}, []string{"partition"}),
+			Help: "Input partitions stage two does not wait for: nothing heard from them for IdleAfter."}, []string{"partition"}),
 		forced: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_forced_total",
 			Help: "Records judged before every input partition passed them, because the buffer was full."}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atlas_anomaly_alerts_total",

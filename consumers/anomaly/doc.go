@@ -48,9 +48,13 @@
 // The price is latency: an alert waits for the slowest input partition
 // and for Lateness (2 s by default).
 //
-// An input partition that sends nothing for Config.IdleAfter of event time
-// (6 h) while others go on is no longer waited for; results are exact only
-// while that does not happen.
+// Stage one also sends marks — records keyed "mark:<partition>" that only
+// carry the source's mark — to the re-key partitions it had nothing for
+// during the last second of event time, so that a source with few
+// subjects in a partition does not hold its clock back. An input
+// partition that stage two hears nothing from for Config.IdleAfter of wall
+// time (2 min; an input partition without any traffic) is no longer
+// waited for; results are exact only while that does not happen.
 //
 // # Exactly-once effect
 //

@@ -264,10 +264,28 @@ func SubjectOf(key []byte) []byte {
 }
 
 // PartitionOf is the re-key topic partition of a subject: FNV-1a 64 of its
-// bytes modulo n. The in-memory [Pipeline] and the Kafka writer use the
-// same function, so that a subject's records meet in one partition.
+// bytes modulo n, except for a mark ("mark:<q>"), which goes to partition
+// q. The in-memory [Pipeline] and the Kafka writer use the same function,
+// so that a subject's records meet in one partition.
 func PartitionOf(subject []byte, n int) int {
+	if q, ok := markPartition(subject); ok {
+		return q % n
+	}
 	return int(fnv64(subject) % uint64(n))
+}
+
+// markPrefix starts the subject of a mark: a re-keyed record that only
+// says how far its source has got (see [Forwarder]).
+const markPrefix = "mark:"
+
+func markSubject(q int) string { return markPrefix + strconv.Itoa(q) }
+
+func markPartition(subject []byte) (int, bool) {
+	if len(subject) <= len(markPrefix) || string(subject[:len(markPrefix)]) != markPrefix {
+		return 0, false
+	}
+	q, err := strconv.Atoi(string(subject[len(markPrefix):]))
+	return q, err == nil && q >= 0
 }
 
 func fnv64(b []byte) uint64 {

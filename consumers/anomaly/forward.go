@@ -18,6 +18,12 @@ const dedupRing = 64
 // browse, keyed by profile) into the views whose detectors want its
 // records. It keeps no state beyond the partition's newest event time and
 // the ids of its last records. See the package doc.
+//
+// Every MarkEvery of event time, it also sends a mark to each re-key
+// partition it sent nothing to since the last marks: a record keyed
+// "mark:<partition>#<source>.<offset>.<mark>" (its value is the record at
+// hand, which stage two ignores). Marks keep stage two's clock moving
+// when a source has few subjects in a partition.
 type Forwarder struct {
 	cfg       *Config
 	m         *metrics
@@ -32,7 +38,12 @@ type Forwarder struct {
 	sent      bool
 	key       []byte
 	sentViews [numViews]int
+	sentTo    []bool // re-key partitions sent to since the last marks
+	lastMarks int64  // newest event time when marks were last sent
 }
+
+// MarkEvery is how much event time passes between two rounds of marks.
+const MarkEvery = 1000 // ms
 
 type ringEntry struct {
 	offset int64
@@ -42,7 +53,8 @@ type ringEntry struct {
 const noTime = -1 << 63
 
 func newForwarder(cfg *Config, m *metrics, c stream.Claim, code int, out Rekeyer) (*Forwarder, error) {
-	f := &Forwarder{cfg: cfg, m: m, claim: c, src: source(code*cfg.Partitions + c.Partition), out: out, maxT: noTime}
+	f := &Forwarder{cfg: cfg, m: m, claim: c, src: source(code*cfg.Partitions + c.Partition), out: out, maxT: noTime,
+		lastMarks: noTime, sentTo: make([]bool, cfg.Partitions)}
 	if c.Partition < 0 || c.Partition >= cfg.Partitions {
 		return nil, fmt.Errorf("cannot re-key %s/%d: the role was configured for %d partitions", c.Topic, c.Partition, cfg.Partitions)
 	}
@@ -107,8 +119,21 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		}
 		f.key = appendRekeyKey(f.key[:0], subject, f.src, f.cfg.Partitions, r.Offset, mark)
 		f.out.Send(subject, f.key, r.Value)
+		f.sentTo[PartitionOf([]byte(subject), f.cfg.Partitions)] = true
 		f.sentViews[v]++
 		f.sent = true
+	}
+	if f.lastMarks == noTime || f.maxT-f.lastMarks >= MarkEvery {
+		for q, sent := range f.sentTo {
+			if !sent {
+				subject := markSubject(q)
+				f.key = appendRekeyKey(f.key[:0], subject, f.src, f.cfg.Partitions, r.Offset, mark)
+				f.out.Send(subject, f.key, r.Value)
+				f.sent = true
+			}
+		}
+		clear(f.sentTo)
+		f.lastMarks = f.maxT
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/schemas"
@@ -38,10 +39,10 @@ type Judge struct {
 	horizon int64 // the longest look-back, plus a minute
 	life    *lifecycle
 
-	marks     []int64 // per input partition: every later record has t ≥ mark
-	maxMark   int64
-	firstMark int64
-	clock     int64 // records before it have been judged; noTime before any
+	marks   []int64     // per input partition: every later record has t ≥ mark
+	heard   []time.Time // per input partition: when a record of it last came (wall clock)
+	maxMark int64
+	clock   int64 // records before it have been judged; noTime before any
 
 	buf   pendingHeap
 	inBuf map[pendingKey]struct{}
@@ -77,10 +78,13 @@ type pendingKey struct {
 
 func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, error) {
 	j := &Judge{cfg: cfg, m: m, claim: c, out: out, part: strconv.Itoa(c.Partition), life: newLifecycle(),
-		marks: make([]int64, numSrcTopic*cfg.Partitions), maxMark: noTime, firstMark: noTime, clock: noTime,
+		marks: make([]int64, numSrcTopic*cfg.Partitions), heard: make([]time.Time, numSrcTopic*cfg.Partitions),
+		maxMark: noTime, clock: noTime,
 		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}, sizeSubjects: map[string]int{}, sizeBytes: map[string]int{}}
+	now := cfg.Now()
 	for i := range j.marks {
 		j.marks[i] = noTime
+		j.heard[i] = now
 	}
 	j.all = cfg.Detectors()
 	for _, d := range j.all {
@@ -106,6 +110,16 @@ func (j *Judge) Process(_ context.Context, r *stream.Record) error {
 	k, err := parseRekeyKey(r.Key, j.cfg.Partitions)
 	if err != nil {
 		return fmt.Errorf("cannot judge %s/%d@%d: key %q: %w", r.Topic, r.Partition, r.Offset, truncKey(r.Key), err)
+	}
+	if strings.HasPrefix(k.subject, markPrefix) {
+		if !r.Replay || !j.replaying {
+			if j.replaying {
+				j.finishRebuild()
+			}
+			j.hear(k)
+			j.release()
+		}
+		return nil
 	}
 	view, ok := viewOf(k.subject)
 	env := envelope(r.Value)
@@ -135,13 +149,7 @@ func (j *Judge) Process(_ context.Context, r *stream.Record) error {
 		j.finishRebuild()
 	}
 
-	if m := j.marks[k.src]; k.mark > m {
-		j.marks[k.src] = k.mark
-	}
-	j.maxMark = max(j.maxMark, k.mark)
-	if j.firstMark == noTime {
-		j.firstMark = k.mark
-	}
+	j.hear(k)
 	if j.clock != noTime && p.t < j.clock {
 		// A copy sent again by a restarted stage one (its original was
 		// judged), or a record of an input partition that was not waited for.
@@ -156,6 +164,15 @@ func (j *Judge) Process(_ context.Context, r *stream.Record) error {
 	return nil
 }
 
+// hear notes a source's mark.
+func (j *Judge) hear(k rekeyKey) {
+	if m := j.marks[k.src]; k.mark > m {
+		j.marks[k.src] = k.mark
+	}
+	j.heard[k.src] = j.cfg.Now()
+	j.maxMark = max(j.maxMark, k.mark)
+}
+
 // push buffers p unless the same record is buffered already.
 func (j *Judge) push(p pending, pk pendingKey) bool {
 	if _, dup := j.inBuf[pk]; dup {
@@ -167,25 +184,22 @@ func (j *Judge) push(p pending, pk pendingKey) bool {
 }
 
 // aligned returns the time below which no record can come any more: the
-// smallest mark of the input partitions that are not idle.
+// smallest mark of the input partitions that are not idle (nothing heard
+// from them for IdleAfter of wall time while others were heard).
 func (j *Judge) aligned() int64 {
 	if j.maxMark == noTime {
 		return noTime
 	}
-	idle := ms(j.cfg.IdleAfter)
+	now := j.cfg.Now()
 	w := int64(math.MaxInt64)
 	idleN := 0
-	for _, m := range j.marks {
-		if m == noTime {
-			if j.maxMark-j.firstMark > idle {
-				idleN++
-				continue
-			}
-			return noTime
-		}
-		if j.maxMark-m > idle {
+	for s, m := range j.marks {
+		if now.Sub(j.heard[s]) > j.cfg.IdleAfter {
 			idleN++
 			continue
+		}
+		if m == noTime {
+			return noTime
 		}
 		w = min(w, m)
 	}
@@ -322,14 +336,12 @@ func (j *Judge) Checkpoint(ctx context.Context) (stream.Checkpoint, error) {
 	return stream.Checkpoint{Offset: restart, Metadata: j.encode()}, nil
 }
 
-// encode writes "a1 clock firstMark marks;incidents", marks as
-// source:mark pairs of the sources seen.
+// encode writes "a2 clock marks;incidents", marks as source:mark pairs of
+// the sources seen, numbers in base 36.
 func (j *Judge) encode() string {
 	var b strings.Builder
-	b.WriteString("a1 ")
+	b.WriteString("a2 ")
 	b.WriteString(strconv.FormatInt(j.clock, 36))
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatInt(j.firstMark, 36))
 	b.WriteByte(' ')
 	sep := false
 	for s, m := range j.marks {
@@ -357,18 +369,15 @@ func (j *Judge) encode() string {
 func (j *Judge) restore(s string) error {
 	head, incs, ok := strings.Cut(s, ";")
 	f := strings.Fields(head)
-	if !ok || len(f) != 4 || f[0] != "a1" {
+	if !ok || len(f) != 3 || f[0] != "a2" {
 		return fmt.Errorf("metadata %q is not stage two's", truncKey([]byte(s)))
 	}
 	var err error
 	if j.clock, err = strconv.ParseInt(f[1], 36, 64); err != nil {
 		return fmt.Errorf("bad clock in %q: %w", head, err)
 	}
-	if j.firstMark, err = strconv.ParseInt(f[2], 36, 64); err != nil {
-		return fmt.Errorf("bad first mark in %q: %w", head, err)
-	}
-	if f[3] != "-" {
-		for _, pair := range strings.Split(f[3], ",") {
+	if f[2] != "-" {
+		for _, pair := range strings.Split(f[2], ",") {
 			a, b, ok := strings.Cut(pair, ":")
 			src, err1 := strconv.Atoi(a)
 			m, err2 := strconv.ParseInt(b, 36, 64)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/schemas"
@@ -48,6 +49,9 @@ type pipeRec struct {
 func NewPipeline(cfg Config) (*Pipeline, error) {
 	p := &Pipeline{parts: map[pipeKey]*pipePart{}}
 	cfg.Rekeyer = func(stream.Claim) (Rekeyer, error) { return memRekeyer{p}, nil }
+	// Offline, every input is there: no input partition is ever idle.
+	frozen := time.Unix(0, 0)
+	cfg.Now = func() time.Time { return frozen }
 	cfg.Outbox = func(stream.Claim) (Outbox, error) { return memOutbox{p}, nil }
 	f, err := NewFactory(cfg)
 	if err != nil {

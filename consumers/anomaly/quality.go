@@ -185,7 +185,7 @@ func (q *Quality) Observe(e *Event) Verdict {
 	j := q.judge(c)
 	c.last = j
 	rebuffering := j.hb >= q.cfg.MinHeartbeats && j.rb >= q.cfg.MinRebuffers && j.sessions >= q.cfg.MinSessions &&
-		j.ratio >= j.thr && q.significant(c, &j)
+		j.ratio >= j.thr && j.p < q.cfg.MaxP
 	failing := j.starts+j.fails >= q.cfg.MinAttempts && j.fails >= q.cfg.MinFailures && j.failRate >= q.cfg.FailFloor
 	if !rebuffering && !failing {
 		return v
@@ -193,9 +193,9 @@ func (q *Quality) Observe(e *Event) Verdict {
 	v.Active = true
 	v.Severity = schemas.SeverityWarning
 	switch {
-	case j.ratio >= 0.25 || j.failRate >= 0.5:
+	case rebuffering && j.ratio >= 0.25, failing && j.failRate >= 0.5:
 		v.Severity = schemas.SeverityCritical
-	case j.ratio >= 0.12 || failing:
+	case rebuffering && j.ratio >= 0.12, failing:
 		v.Severity = schemas.SeverityHigh
 	}
 	v.Score = j.ratio
@@ -274,13 +274,6 @@ func (q *Quality) learn(c *qCell) {
 	c.med, c.mad = q.base.Stats()
 }
 
-// significant computes how likely the window's rebuffer count is at the
-// baseline rate, and whether that is under MaxP.
-func (q *Quality) significant(c *qCell, j *qJudgement) bool {
-	j.p = PoissonTail(j.rb, float64(j.hb)*math.Max(c.med, q.cfg.RateFloor))
-	return j.p < q.cfg.MaxP
-}
-
 // PoissonTail is P(X ≥ k) for X Poisson with mean lambda.
 func PoissonTail(k int, lambda float64) float64 {
 	if k <= 0 {
@@ -333,6 +326,8 @@ func (q *Quality) judge(c *qCell) qJudgement {
 	}
 	j.thr = math.Max(q.cfg.RatioFloor, math.Max(q.cfg.Factor*c.med, c.med+q.cfg.K*madScale*math.Max(c.mad, q.cfg.MADFloor)))
 	j.z = RobustZ(j.ratio, c.med, c.mad, q.cfg.MADFloor)
+	// How likely the window's rebuffer count is at the baseline rate.
+	j.p = PoissonTail(j.rb, float64(j.hb)*math.Max(c.med, q.cfg.RateFloor))
 	return j
 }
 
