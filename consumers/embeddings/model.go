@@ -357,9 +357,9 @@ func (m *Model) popularityLocked(country string, dst []float64) {
 	cc := m.country[country]
 	total := float64(m.total) + 1
 	for i := range dst {
-		v := float64(m.count[i]) / total
+		v := float64(m.count[i]) / total // below 1: orders titles the country never played
 		if i < len(cc) {
-			v += float64(cc[i])
+			v += float64(cc[i]) / scale
 		}
 		dst[i] = v
 	}

@@ -42,9 +42,13 @@ type NodeConfig struct {
 	// PlaybackTopic and BrowseTopic are the input topics' names as the
 	// engine reports them (with any prefix). Required.
 	PlaybackTopic, BrowseTopic string
-	// FlushEvery is how often a partition writes its state: checkpoints in
-	// between return the last durable offset, so the engine commits no
-	// further. Default 5 s.
+	// FlushEvery is the least time between two writes of a partition's
+	// state: checkpoints in between write nothing and return the last
+	// durable offset, so the engine commits no further. Default 0: every
+	// checkpoint writes what changed (the engine checkpoints every
+	// second). A longer interval batches more per write, but the engine
+	// checkpoints only when records arrive, so the commit of an idle
+	// partition stays behind until its next record (state is never lost).
 	FlushEvery time.Duration
 	// Advertise is this member's API address, published as the owner of
 	// the partitions it claims so that other members can forward to it.
@@ -65,9 +69,6 @@ type NodeConfig struct {
 
 func (c *NodeConfig) defaults() {
 	c.Learner = c.Learner.Defaults()
-	if c.FlushEvery == 0 {
-		c.FlushEvery = 5 * time.Second
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -648,4 +649,33 @@ func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
 			m.plays, m.skipped, m.remoteIncrements, m.judged, m.hits, m.flush, m.refresh, m.written)
 	}
 	return m
+}
+
+// Owners returns the last announced owner of every partition.
+func (n *Node) Owners() map[int]Owner {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[int]Owner, len(n.owners))
+	for p, o := range n.owners {
+		out[p] = o
+	}
+	return out
+}
+
+// ProfileIDs returns the ids of a partition's profiles held here, sorted.
+func (n *Node) ProfileIDs(partition int) []string {
+	n.mu.Lock()
+	pt := n.parts[partition]
+	n.mu.Unlock()
+	if pt == nil {
+		return nil
+	}
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	out := make([]string, 0, len(pt.profiles))
+	for id := range pt.profiles {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }

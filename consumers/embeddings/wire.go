@@ -378,3 +378,24 @@ func (m *Model) titleBytes(id []byte) int32 {
 	}
 	return m.Title(string(id))
 }
+
+// AppendState appends the part of p's changelog value that depends only
+// on p's own events (no taste vector): two runs over the same input give
+// the same bytes, whatever the model. Tests and the API compare it.
+func (m *Model) AppendState(b []byte, p *Profile) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.appendProfileLocked(b, p, false)
+}
+
+// Context returns p's context, most recent first: title ids and weights
+// (1 a full play, less an abandoned one).
+func (m *Model) Context(p *Profile) []Scored {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]Scored, 0, len(p.ring))
+	for k := len(p.ring) - 1; k >= 0; k-- {
+		out = append(out, Scored{Title: m.ids[p.ring[k].title], Score: float64(p.ring[k].w) / 255})
+	}
+	return out
+}
