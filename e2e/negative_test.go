@@ -87,10 +87,20 @@ func TestTheOracleCatchesSinkTablesWithoutReplacingSemantics(t *testing.T) {
 	must(t, admin.Exec(ctx, "DROP TABLE "+s.database+".playback_minute"))
 	must(t, admin.Exec(ctx, broken))
 
+	// The consumer runs while the traffic arrives, so every minute is
+	// written several times while open (provisional rows, rising versions)
+	// before its final row: exactly what a replacing table collapses.
 	truthPath := filepath.Join(s.dir, "truth.json")
-	simulate := s.start("simulate", "simulate", "--seed", "6", "--events", "60000", "--rate", "6000", "--truth", truthPath)
+	ops := freeAddr(t)
+	live := s.start("aggregates", "run", "aggregates", "--ops-addr", ops, "--flush-interval", "300ms")
+	s.waitReady(live, ops, time.Minute)
+	simulate := s.start("simulate", "simulate", "--seed", "6", "--events", "60000", "--rate", "3000", "--truth", truthPath)
 	if err := simulate.wait(2 * time.Minute); err != nil {
 		t.Fatalf("simulate: %v", err)
+	}
+	live.signal(syscall.SIGTERM)
+	if err := live.wait(30 * time.Second); err != nil {
+		t.Fatalf("consumer: %v", err)
 	}
 	n, diffs := s.drainAndDiff(truthPath)
 	if len(diffs) == 0 {
