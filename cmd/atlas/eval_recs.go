@@ -41,8 +41,9 @@ entirely; a title never played before is a miss for every model.
 
 Printed per model: recall@10 (hits / first plays), NDCG@10 (1/log2(rank+2)
 per hit), catalog coverage (titles that were in at least one top 10, over
-titles seen) and events/s (the stream's events per second of the model's
-scoring and learning time). Models: popularity (most played so far),
+titles seen), learn events/s (the stream's events per second of the
+model's learning time, dense refreshes included) and ms/ranking (scoring
+every title and ranking them for one judged play). Models: popularity (most played so far),
 item-knn (cosine over co-occurrence with the profile's 50 most recent
 titles, ties by popularity) and atlas (the learner 'atlas run embeddings'
 runs); atlas-dense ranks by the dense taste and title vectors alone.
@@ -95,8 +96,8 @@ order, every rating one play.`,
 	f.Float64Var(&l.Decay, "decay", 0.9, "learner: weight of the k-th most recent play is decay^k")
 	f.Float64Var(&l.Reverse, "reverse", 0.5, "learner: weight of 'played before' relative to 'played after'")
 	f.Float64Var(&l.Alpha, "alpha", 0.3, "learner: popularity normalisation of candidates (0.5 is cosine)")
-	f.Float64Var(&l.PopWeight, "pop-weight", 1e-6, "learner: popularity added to every score")
-	f.Float64Var(&l.DenseWeight, "dense-weight", 0, "learner: weight of taste · title vector in the score")
+	f.Float64Var(&l.PopWeight, "pop-weight", 0.03, "learner: weight of log(1+plays) in every score")
+	f.Float64Var(&l.DenseWeight, "dense-weight", 0.3, "learner: weight of taste · title vector in the score (negative: none)")
 	f.Uint64Var(&l.Seed, "seed", 1, "learner: seed of the dense refresh")
 	return cmd
 }
@@ -192,13 +193,13 @@ func printEval(w io.Writer, input, desc string, ev *embeddings.Evaluator, took t
 	fmt.Fprintf(w, "        %d events fed, %d first plays judged, %d profiles, %d titles played; %s\n\n",
 		events, plays, profiles, titles, took.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\trecall@10\tNDCG@10\tcoverage\tevents/s\t")
+	fmt.Fprintln(tw, "model\trecall@10\tNDCG@10\tcoverage\tlearn events/s\tms/ranking\t")
 	var pop float64
 	for _, r := range res {
 		if r.Model == embeddings.EvalPopularity {
 			pop = r.Recall
 		}
-		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.3f\t%.0f\t\n", r.Model, r.Recall, r.NDCG, r.Coverage, r.EventsPerSec)
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.3f\t%.0f\t%.3f\t\n", r.Model, r.Recall, r.NDCG, r.Coverage, r.EventsPerSec, r.RankMs)
 	}
 	tw.Flush()
 	if pop > 0 {

@@ -87,10 +87,12 @@ type EvalResult struct {
 	// Coverage is the fraction of the titles seen in the stream that were
 	// in at least one top-K list.
 	Coverage float64
-	// Elapsed is the time the model spent scoring and learning.
-	Elapsed time.Duration
-	// EventsPerSec is events of the stream per second of Elapsed.
-	EventsPerSec float64
+	// Learn is the time the model spent learning, Rank the time it spent
+	// scoring every title and ranking for the judged plays.
+	Learn, Rank time.Duration
+	// EventsPerSec is events of the stream per second of Learn: the
+	// learner's throughput. RankMs is the mean time of one ranking.
+	EventsPerSec, RankMs float64
 }
 
 // Evaluator runs the prequential protocol. It is not safe for concurrent
@@ -125,9 +127,11 @@ type evalModel struct {
 	name    string
 	res     EvalResult
 	covered []bool
-	scores  func(u *evalUser, dst []float64)
-	learn   func(u *evalUser, t int32)
-	elapsed time.Duration
+	scores      func(u *evalUser, dst []float64)
+	learn       func(u *evalUser, t int32)
+	learnTime   time.Duration
+	rankTime    time.Duration
+	rankedPlays int
 }
 
 // NewEvaluator returns an evaluator of the configured models.
@@ -257,9 +261,12 @@ func (e *Evaluator) Observe(ev EvalEvent) {
 				m.res.Hits++
 				m.res.NDCG += 1 / math.Log2(float64(rank)+2)
 			}
+			m.rankedPlays++
 		}
+		mid := time.Now()
+		m.rankTime += mid.Sub(start)
 		m.learn(u, t)
-		m.elapsed += time.Since(start)
+		m.learnTime += time.Since(mid)
 	}
 	start := time.Now()
 	e.model.Play(&u.p, t, ev.Country, 0, e.events, nil)
@@ -297,7 +304,7 @@ func (e *Evaluator) charge(name string, start time.Time) {
 	d := time.Since(start)
 	for _, m := range e.models {
 		if m.name == name {
-			m.elapsed += d
+			m.learnTime += d
 		}
 	}
 }
@@ -364,9 +371,12 @@ func (e *Evaluator) Results() []EvalResult {
 		if e.nAppear > 0 {
 			r.Coverage = float64(cov) / float64(e.nAppear)
 		}
-		r.Elapsed = m.elapsed
-		if m.elapsed > 0 {
-			r.EventsPerSec = float64(e.events) / m.elapsed.Seconds()
+		r.Learn, r.Rank = m.learnTime, m.rankTime
+		if m.learnTime > 0 {
+			r.EventsPerSec = float64(e.events) / m.learnTime.Seconds()
+		}
+		if m.rankedPlays > 0 {
+			r.RankMs = m.rankTime.Seconds() * 1000 / float64(m.rankedPlays)
 		}
 		out = append(out, r)
 	}

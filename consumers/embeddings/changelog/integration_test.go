@@ -18,6 +18,7 @@ import (
 
 	"github.com/atlas-stream/atlas/consumers/embeddings"
 	"github.com/atlas-stream/atlas/consumers/enginetest"
+	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/internal/kafkaconn"
 	"github.com/atlas-stream/atlas/schemas"
 	"github.com/atlas-stream/atlas/topology"
@@ -67,7 +68,7 @@ type member struct {
 	done  chan struct{}
 }
 
-func newMember(t *testing.T, kc kafkaconn.Config, topo topology.Topology, advertise string) *member {
+func newMember(t testing.TB, kc kafkaconn.Config, topo topology.Topology, advertise string) *member {
 	t.Helper()
 	store, err := New(Config{Kafka: kc, StateTopic: topo.Name(topology.EmbeddingsState), ModelTopic: topo.Name(topology.EmbeddingsModel)})
 	if err != nil {
@@ -207,5 +208,73 @@ func TestTheFollowerReachesTheEndOfAnEmptyAndOfAWrittenTopic(t *testing.T) {
 	}
 	if got := m.store.Model.Next(); got != 2 {
 		t.Fatalf("follower at %d, want 2", got)
+	}
+}
+
+// BenchmarkRestoreAMillionProfiles writes a million profiles (20 titles
+// watched each, from a catalog of 10,000) to a six-partition changelog on
+// the real broker, then measures a member restoring all six partitions at
+// once, as after a restart. Run with -benchtime 1x.
+func BenchmarkRestoreAMillionProfiles(b *testing.B) {
+	const profiles, partitions, watched = 1_000_000, 6, 20
+	kc, topo := testTopology(b, partitions)
+	store, err := New(Config{Kafka: kc, StateTopic: topo.Name(topology.EmbeddingsState), ModelTopic: topo.Name(topology.EmbeddingsModel)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	m := embeddings.NewModel(embeddings.Config{})
+	rng := mrand.New(mrand.NewPCG(1, 1))
+	ctx := context.Background()
+	start := time.Now()
+	batch := make(map[int][]embeddings.KV)
+	bytes := 0
+	for i := 0; i < profiles; i++ {
+		p := &embeddings.Profile{ID: fmt.Sprintf("pro-%d-%d", i/3, i%3)}
+		for n := 0; n < watched; n++ {
+			m.Play(p, m.Title(fmt.Sprintf("tt-%05d", 1+rng.IntN(10_000))), "DE", 0, int64(n), nil)
+		}
+		p.PlayNext, p.BrowseNext = int64(100_000_000+i), int64(9_000_000+i)
+		v := m.AppendProfile(nil, p)
+		bytes += len(v)
+		part := i % partitions
+		batch[part] = append(batch[part], embeddings.KV{Key: []byte(p.ID), Value: v})
+		if len(batch[part]) == 5000 || i == profiles-1 {
+			for q, recs := range batch {
+				if err := store.WriteProfiles(ctx, q, recs); err != nil {
+					b.Fatal(err)
+				}
+				delete(batch, q)
+			}
+		}
+	}
+	b.Logf("wrote %d profiles, %.0f bytes each (values), in %s", profiles, float64(bytes)/profiles, time.Since(start).Round(time.Second))
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		mb := newMember(b, kc, topo, "")
+		start := time.Now()
+		errs := make(chan error, partitions)
+		for p := 0; p < partitions; p++ {
+			// As the engine does: one goroutine per claim.
+			go func() {
+				_, err := mb.node.Factory(ctx, stream.Claim{Topic: "pb", Partition: p, Committed: -1, Processed: -1})
+				errs <- err
+			}()
+		}
+		for p := 0; p < partitions; p++ {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		took := time.Since(start)
+		n := 0
+		for p := 0; p < partitions; p++ {
+			n += len(mb.node.ProfileIDs(p))
+		}
+		if n != profiles {
+			b.Fatalf("restored %d profiles, want %d", n, profiles)
+		}
+		b.ReportMetric(took.Seconds(), "restore-s")
+		b.ReportMetric(float64(bytes)/profiles, "B/profile")
 	}
 }
