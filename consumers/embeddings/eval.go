@@ -124,9 +124,9 @@ type evalUser struct {
 }
 
 type evalModel struct {
-	name    string
-	res     EvalResult
-	covered []bool
+	name        string
+	res         EvalResult
+	covered     []bool
 	scores      func(u *evalUser, dst []float64)
 	learn       func(u *evalUser, t int32)
 	learnTime   time.Duration
