@@ -50,7 +50,8 @@ func (n *Node) snapshot(t *testing.T, parts int) snapshot {
 			continue
 		}
 		pt.mu.Lock()
-		for id, pr := range pt.profiles {
+		for id := range pt.profiles {
+			pr := n.get(pt, id)
 			n.model.mu.RLock()
 			s.profiles[id] = string(n.model.appendProfileLocked(nil, pr, false))
 			n.model.mu.RUnlock()

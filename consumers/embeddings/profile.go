@@ -28,6 +28,7 @@ type Profile struct {
 	ring    []entry // the most recent plays, oldest first, at most Config.Window
 	seen    []int32 // every title played, sorted by title index
 	intents []entry // the most recent browse selects, oldest first
+	raw     []byte  // the changelog value not decoded yet (Node.get)
 }
 
 // entry is one title in a profile's context with its weight: 255 is a

@@ -290,6 +290,17 @@ func (m *Model) DecodeProfile(b []byte, p *Profile) error {
 	return err
 }
 
+// decodeNext reads the offsets at the start of a changelog value.
+func decodeNext(b []byte) (play, browse int64, err error) {
+	w := &wire{b: b}
+	if f := w.byte(); f != profileFormat && w.err == nil {
+		w.fail("profile format %d is not %d", f, profileFormat)
+	}
+	play = int64(w.uvarint(math.MaxInt64))
+	browse = int64(w.uvarint(math.MaxInt64))
+	return play, browse, w.err
+}
+
 // DecodeTaste returns the taste vector stored in a changelog value (nil
 // when it has none), for readers of the topic.
 func DecodeTaste(b []byte) ([]float32, error) {
