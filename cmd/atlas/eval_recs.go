@@ -42,7 +42,7 @@ entirely; a title never played before is a miss for every model.
 Printed per model: recall@10 (hits / first plays), NDCG@10 (1/log2(rank+2)
 per hit), catalog coverage (titles that were in at least one top 10, over
 titles seen), learn events/s (the stream's events per second of the
-model's learning time, dense refreshes included) and ms/ranking (scoring
+model's learning time; the dense refreshes are reported apart) and ms/ranking (scoring
 every title and ranking them for one judged play). Models: popularity (most played so far),
 item-knn (cosine over co-occurrence with the profile's 50 most recent
 titles, ties by popularity) and atlas (the learner 'atlas run embeddings'
@@ -202,6 +202,10 @@ func printEval(w io.Writer, input, desc string, ev *embeddings.Evaluator, took t
 		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.3f\t%.0f\t%.3f\t\n", r.Model, r.Recall, r.NDCG, r.Coverage, r.EventsPerSec, r.RankMs)
 	}
 	tw.Flush()
+	if n, d := ev.Refreshes(); n > 0 {
+		fmt.Fprintf(w, "dense vectors refreshed %d times, %s in all (not in learn events/s: the consumer refreshes in the background)\n",
+			n, d.Round(time.Millisecond))
+	}
 	if pop > 0 {
 		for _, r := range res {
 			if r.Model != embeddings.EvalPopularity {
