@@ -30,6 +30,6 @@ mapfile -t pkgs < <(grep -rl --include='*_test.go' '^//go:build integration' . |
 log "integration tests against Kafka at $ATLAS_KAFKA_BROKERS and ClickHouse at $ATLAS_CLICKHOUSE_ADDR: ${pkgs[*]}"
 # -p 1: the packages share one broker and one server on a 2-core machine.
 # -v: the output shows what each test did against the real services.
-go test -tags integration -count=1 -p 1 -v -timeout 20m "${pkgs[@]}"
+go test -tags integration -count=1 -p 1 -v -timeout 40m "${pkgs[@]}"
 
 log "all tests passed in $((SECONDS - start))s; Kafka and ClickHouse keep running for the next run (make down stops them)"
