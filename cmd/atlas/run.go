@@ -149,7 +149,7 @@ func runRoles(ctx context.Context, g *globals, f runFlags, roles []string) error
 	parts, checks := env.parts, env.checks
 	if f.opsAddr != "" {
 		parts = append([]part{{"ops http", func(ctx context.Context) error {
-			return ops.Serve(ctx, f.opsAddr, ops.Handler(reg, checks))
+			return ops.Serve(ctx, "metrics and health", f.opsAddr, ops.Handler(reg, checks))
 		}}}, parts...)
 	}
 	return runParts(ctx, parts)

@@ -47,14 +47,16 @@ func Handler(g prometheus.Gatherer, checks []Check) http.Handler {
 }
 
 // Serve listens on addr and serves h until ctx is done, then shuts down
-// within 5 s. It returns an error only when it cannot listen.
-func Serve(ctx context.Context, addr string, h http.Handler) error {
+// within 5 s. what names the server in errors and logs ("metrics and
+// health", "the embeddings API"). It returns an error only when it cannot
+// listen or the server fails.
+func Serve(ctx context.Context, what, addr string, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("cannot listen for metrics and health on %s: %w", addr, err)
+		return fmt.Errorf("cannot listen for %s on %s: %w", what, addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	slog.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	slog.Info("serving "+what, "addr", ln.Addr().String())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
