@@ -55,7 +55,7 @@ func runAnomaly(ctx context.Context, env *roleEnv) error {
 	if err != nil {
 		return err
 	}
-	rekey, err := alertsink.NewRekey(alertsink.RekeyConfig{Kafka: env.kafka, Topic: t.Name(RekeyTopic)})
+	rekey, err := alertsink.NewRekey(alertsink.RekeyConfig{Kafka: env.kafka, Topic: t.Name(RekeyTopic), Partitions: partitions})
 	if err != nil {
 		return &usageError{err}
 	}

@@ -63,7 +63,7 @@ type botAcc struct {
 type botProfile struct {
 	id       uint64
 	profile  string
-	times    []int64 // ring of the last Impressions event times
+	times    []int64 // ring of the last Impressions event times, grown as needed
 	dwell    []int64
 	n, pos   int
 	runStart int64
@@ -118,20 +118,26 @@ func (b *Bot) Observe(e *Event) Verdict {
 		if len(a.profiles) >= b.cfg.MaxProfiles {
 			a.profiles = slices.Delete(a.profiles, 0, 1)
 		}
-		a.profiles = append(a.profiles, botProfile{id: pid, profile: e.Env.ProfileID,
-			times: make([]int64, b.cfg.Impressions), dwell: make([]int64, b.cfg.Impressions)})
+		a.profiles = append(a.profiles, botProfile{id: pid, profile: e.Env.ProfileID})
 		i = len(a.profiles) - 1
 	}
 	p := &a.profiles[i]
 	if p.n == 0 || e.Time-p.last > ms(b.cfg.RunGap) {
 		p.n, p.pos, p.runStart, p.runCount = 0, 0, e.Time, 0
+		p.times, p.dwell = p.times[:0], p.dwell[:0]
 	}
-	p.times[p.pos], p.dwell[p.pos] = e.Time, e.Browse.DwellMs
-	p.pos = (p.pos + 1) % len(p.times)
-	p.n = min(p.n+1, len(p.times))
+	if len(p.times) < b.cfg.Impressions {
+		// Most profiles never fill the ring: grow it only as far as needed.
+		p.times, p.dwell = append(p.times, e.Time), append(p.dwell, e.Browse.DwellMs)
+		p.pos = len(p.times) % b.cfg.Impressions
+	} else {
+		p.times[p.pos], p.dwell[p.pos] = e.Time, e.Browse.DwellMs
+		p.pos = (p.pos + 1) % len(p.times)
+	}
+	p.n = min(p.n+1, b.cfg.Impressions)
 	p.runCount++
 	p.last = e.Time
-	if p.n < len(p.times) {
+	if p.n < b.cfg.Impressions {
 		return v
 	}
 	st := b.stats(p)
@@ -192,7 +198,7 @@ func (b *Bot) Evidence(subject string) map[string]string {
 	var bs botStats
 	for i := range a.profiles {
 		p := &a.profiles[i]
-		if p.n < len(p.times) {
+		if p.n < b.cfg.Impressions {
 			continue
 		}
 		if st := b.stats(p); best == nil || st.rate > bs.rate {
@@ -222,7 +228,7 @@ func (b *Bot) Size() (int, int) {
 	b.accs.each(func(_ string, a *botAcc) {
 		n += keyedOverhead + 24
 		for _, p := range a.profiles {
-			n += 96 + 16*len(p.times) + len(p.profile)
+			n += 96 + 8*(cap(p.times)+cap(p.dwell)) + len(p.profile)
 		}
 	})
 	return b.accs.len(), n

@@ -150,6 +150,11 @@ type Event struct {
 	Place  Place
 }
 
+// NewEvent builds the event a detector of subject's view gets for rec.
+func NewEvent(subject string, rec schemas.Record, locate Locator) Event {
+	return newEvent(subject, rec, locate)
+}
+
 func newEvent(subject string, rec schemas.Record, locate Locator) Event {
 	e := Event{Subject: subject}
 	switch v := rec.(type) {

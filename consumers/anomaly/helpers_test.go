@@ -57,14 +57,24 @@ func impression(t int64, acc, profile, clientNet string, dwell int64) *schemas.B
 		Kind: schemas.BrowseImpression, TitleID: "tt-1", Row: "trending", DwellMs: dwell}
 }
 
-// session plays a stream from start for length, a heartbeat every 30 s,
-// and stops it.
+// session plays a stream of the account's profile "pro-<acc>" from start
+// for length, a heartbeat every 30 s, and stops it.
 func session(acc, device, session, clientNet string, start, length int64) []schemas.Record {
-	out := []schemas.Record{play(start, acc, device, session, clientNet, schemas.PlayStart)}
-	for t := start + 30*sec; t < start+length; t += 30 * sec {
-		out = append(out, play(t, acc, device, session, clientNet, schemas.PlayHeartbeat))
+	return profileSession(acc, "pro-"+acc, device, session, clientNet, start, length)
+}
+
+// profileSession is session for a given profile of the account.
+func profileSession(acc, profile, device, session, clientNet string, start, length int64) []schemas.Record {
+	p := func(t int64, kind schemas.PlaybackKind) schemas.Record {
+		e := play(t, acc, device, session, clientNet, kind)
+		e.ProfileID = profile
+		return e
 	}
-	return append(out, play(start+length, acc, device, session, clientNet, schemas.PlayStop))
+	out := []schemas.Record{p(start, schemas.PlayStart)}
+	for t := start + 30*sec; t < start+length; t += 30 * sec {
+		out = append(out, p(t, schemas.PlayHeartbeat))
+	}
+	return append(out, p(start+length, schemas.PlayStop))
 }
 
 // merge orders records by event time (stable), as stage two hands them on.

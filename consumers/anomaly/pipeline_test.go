@@ -3,6 +3,7 @@ package anomaly_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os/exec"
 	"slices"
@@ -154,3 +155,5 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+var errEOF = io.EOF

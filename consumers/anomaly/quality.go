@@ -43,9 +43,13 @@ type QualityConfig struct {
 	// deviations [0.06, 4, 6].
 	RatioFloor, Factor, K float64
 	// MaxP: the window's rebuffer count must also be this unlikely for a
-	// Poisson count at the baseline rate (at least RateFloor) [1e-7; a cell
-	// is judged at every event, a few hundred thousand times a day, and
-	// rebuffers cluster in bad sessions].
+	// Poisson count at the baseline rate (at least RateFloor), and so must
+	// the number of sessions that rebuffered, for a binomial count over the
+	// window's sessions (heartbeats / heartbeats per session) each
+	// rebuffering with the baseline's chance [1e-7; a cell is judged at
+	// every event, a few hundred thousand times a day; the session test
+	// keeps one bad connection, whose stalls come in bursts, from counting
+	// as many].
 	MaxP, RateFloor float64
 	// Start failures: at least MinAttempts starts and start failures in the
 	// window, at least MinFailures of them failures, at a rate of at least
@@ -113,9 +117,9 @@ type qBucket struct {
 }
 
 type qJudgement struct {
-	hb, rb, starts, fails, errs, sessions int
-	ratio, thr, z, failRate, p            float64
-	windowStart                           int64
+	hb, rb, starts, fails, errs, sessions, active int
+	ratio, thr, z, failRate, p, ps                float64
+	windowStart                                   int64
 }
 
 // NewQuality returns a quality-incident detector.
@@ -169,7 +173,7 @@ func (q *Quality) Observe(e *Event) Verdict {
 		b.hb++
 	case schemas.PlayRebuffer:
 		b.rb++
-		if sid := fnv64s(e.Env.SessionID); len(b.sess) < 16 && !slices.Contains(b.sess, sid) {
+		if sid := fnv64s(e.Env.SessionID); len(b.sess) < 64 && !slices.Contains(b.sess, sid) {
 			b.sess = append(b.sess, sid)
 		}
 	case schemas.PlayError:
@@ -185,7 +189,7 @@ func (q *Quality) Observe(e *Event) Verdict {
 	j := q.judge(c)
 	c.last = j
 	rebuffering := j.hb >= q.cfg.MinHeartbeats && j.rb >= q.cfg.MinRebuffers && j.sessions >= q.cfg.MinSessions &&
-		j.ratio >= j.thr && j.p < q.cfg.MaxP
+		j.ratio >= j.thr && j.p < q.cfg.MaxP && j.ps < q.cfg.MaxP
 	failing := j.starts+j.fails >= q.cfg.MinAttempts && j.fails >= q.cfg.MinFailures && j.failRate >= q.cfg.FailFloor
 	if !rebuffering && !failing {
 		return v
@@ -274,6 +278,30 @@ func (q *Quality) learn(c *qCell) {
 	c.med, c.mad = q.base.Stats()
 }
 
+// BinomialTail is P(X ≥ k) for X binomial with n trials of chance p.
+func BinomialTail(k, n int, p float64) float64 {
+	switch {
+	case k <= 0:
+		return 1
+	case k > n || p <= 0:
+		return 0
+	case p >= 1:
+		return 1
+	}
+	lgN, _ := math.Lgamma(float64(n) + 1)
+	sum := 0.0
+	for i := k; i <= n; i++ {
+		lgI, _ := math.Lgamma(float64(i) + 1)
+		lgR, _ := math.Lgamma(float64(n-i) + 1)
+		t := math.Exp(lgN - lgI - lgR + float64(i)*math.Log(p) + float64(n-i)*math.Log1p(-p))
+		sum += t
+		if float64(i) > float64(n)*p && t < sum*1e-12 {
+			break
+		}
+	}
+	return math.Min(1, sum)
+}
+
 // PoissonTail is P(X ≥ k) for X Poisson with mean lambda.
 func PoissonTail(k int, lambda float64) float64 {
 	if k <= 0 {
@@ -326,8 +354,13 @@ func (q *Quality) judge(c *qCell) qJudgement {
 	}
 	j.thr = math.Max(q.cfg.RatioFloor, math.Max(q.cfg.Factor*c.med, c.med+q.cfg.K*madScale*math.Max(c.mad, q.cfg.MADFloor)))
 	j.z = RobustZ(j.ratio, c.med, c.mad, q.cfg.MADFloor)
-	// How likely the window's rebuffer count is at the baseline rate.
-	j.p = PoissonTail(j.rb, float64(j.hb)*math.Max(c.med, q.cfg.RateFloor))
+	// How likely the window's rebuffer count is at the baseline rate, and
+	// how likely that many of its sessions rebuffered.
+	rate := math.Max(c.med, q.cfg.RateFloor)
+	j.p = PoissonTail(j.rb, float64(j.hb)*rate)
+	perSession := float64(ms(q.cfg.Window)) / 30_000 // heartbeats of a session in the window
+	j.active = max(j.sessions, int(math.Ceil(float64(j.hb)/perSession)))
+	j.ps = BinomialTail(j.sessions, j.active, -math.Expm1(-rate*perSession))
 	return j
 }
 

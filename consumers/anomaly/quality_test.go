@@ -137,3 +137,16 @@ func TestBaselineAndRobustZ(t *testing.T) {
 		t.Fatalf("z = %v with a zero MAD, want the floor to apply", z)
 	}
 }
+
+func TestBinomialTail(t *testing.T) {
+	check := func(k, n int, p, want float64) {
+		t.Helper()
+		if got := BinomialTail(k, n, p); got < want*0.999 || got > want*1.001 {
+			t.Fatalf("P(X ≥ %d | n=%d, p=%v) = %g, want %g", k, n, p, got, want)
+		}
+	}
+	check(0, 10, 0.3, 1)
+	check(1, 10, 0.5, 1-1.0/1024)
+	check(10, 10, 0.5, 1.0/1024)
+	check(7, 27, 0.048, 0.00022236160012623608)
+}

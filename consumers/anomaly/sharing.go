@@ -20,7 +20,8 @@ type SharingConfig struct {
 	// to a few minutes].
 	LiveGap time.Duration
 	// MinConcurrentPlaces: streams live at the same time from this many
-	// different cities are sharing [2].
+	// different cities are sharing [3]. Two is what a family at home and
+	// one member abroad produce (the impossible-travel detector's case).
 	MinConcurrentPlaces int
 	// MinCountries: playback from this many countries within LookBack is
 	// sharing [3]. (Two countries is what one traveller produces.)
@@ -31,7 +32,10 @@ type SharingConfig struct {
 	MaxStreams int
 	// MaxSessions caps the sessions remembered per account [32].
 	MaxSessions int
-	// Quiet resolves an incident after this long without the pattern [15m].
+	// Quiet resolves an incident after this long without the pattern [1h,
+	// the look-back: until then, the places that made the incident are
+	// still in the window, and the account's next stream at home would
+	// raise it again].
 	Quiet time.Duration
 	// MaxAccounts caps the accounts held [1,000,000].
 	MaxAccounts int
@@ -40,19 +44,19 @@ type SharingConfig struct {
 func (c SharingConfig) withDefaults() SharingConfig {
 	def(&c.LookBack, time.Hour)
 	def(&c.LiveGap, 5*time.Minute)
-	defInt(&c.MinConcurrentPlaces, 2)
+	defInt(&c.MinConcurrentPlaces, 3)
 	defInt(&c.MinCountries, 3)
 	defInt(&c.MaxStreams, 4)
 	defInt(&c.MaxSessions, 32)
-	def(&c.Quiet, 15*time.Minute)
+	def(&c.Quiet, time.Hour)
 	defInt(&c.MaxAccounts, 1_000_000)
 	return c
 }
 
 // Sharing detects account sharing in the account view: streams live at
-// the same time from different cities, playback from many countries
-// within the look-back, or more concurrent streams than any plan allows.
-// Browse events are not streams and are ignored.
+// the same time from three cities or more, playback from three countries
+// or more within the look-back, or more concurrent streams than any plan
+// allows. Browse events are not streams and are ignored.
 type Sharing struct {
 	cfg  SharingConfig
 	accs *keyed[sharingAcc]

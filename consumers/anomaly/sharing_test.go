@@ -14,9 +14,14 @@ func TestSharing(t *testing.T) {
 		at    int64 // event time of the first active verdict, when it fires
 	}{
 		{
-			name:  "Two streams live at once from Berlin and New York are sharing, from the moment the second starts",
-			recs:  merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(20, 1), t0+10*minute, 20*minute)),
-			fires: true, at: t0 + 10*minute,
+			name: "Three streams live at once from Berlin, New York and Tokyo are sharing, from the moment the third starts",
+			recs: merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(20, 1), t0+10*minute, 20*minute),
+				session("a", "d3", "s3", net(30, 1), t0+12*minute, 20*minute)),
+			fires: true, at: t0 + 12*minute,
+		},
+		{
+			name: "Two streams at once, Berlin and New York, are what a family at home and one member abroad look like: not sharing",
+			recs: merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(20, 1), t0+10*minute, 20*minute)),
 		},
 		{
 			name: "A household streaming on four devices in one city is not sharing",
@@ -74,12 +79,13 @@ func TestSharing(t *testing.T) {
 
 func TestSharingEvidenceNamesTheCountriesAndTheLiveStreams(t *testing.T) {
 	d := NewSharing(SharingConfig{})
-	recs := merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(20, 1), t0+10*minute, 20*minute))
-	if got := feed(t, d, recs[:22]); len(got) == 0 {
+	recs := merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(20, 1), t0+10*minute, 20*minute),
+		session("a", "d3", "s3", net(30, 1), t0+12*minute, 20*minute))
+	if got := feed(t, d, recs[:36]); len(got) == 0 {
 		t.Fatal("never active")
 	}
 	ev := d.Evidence("account:a")
-	if ev["countries"] != "DE,US" || ev["concurrent_places"] != "2" || ev["devices"] != "2" || ev["concurrent_streams"] != "2" {
+	if ev["countries"] != "DE,JP,US" || ev["concurrent_places"] != "3" || ev["devices"] != "3" || ev["concurrent_streams"] != "3" {
 		t.Fatalf("evidence %v", ev)
 	}
 }

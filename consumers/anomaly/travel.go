@@ -30,7 +30,7 @@ type TravelConfig struct {
 	Hold time.Duration
 	// LiveGap: a session whose last event is older than this is over [5m].
 	LiveGap time.Duration
-	// MaxStays caps the places remembered per account [16].
+	// MaxStays caps the cities remembered per account [16].
 	MaxStays int
 	// Quiet resolves an incident after this long without a new jump [2h],
 	// so that the way back home (a jump within LookBack + Hold of the last
@@ -53,11 +53,15 @@ func (c TravelConfig) withDefaults() TravelConfig {
 }
 
 // Travel detects impossible travel in the account view: consecutive
-// activity of an account from places farther apart than MaxKmh allows in
-// the time between them, while nothing suggests that several people use
-// the account. Activity from hosting networks (data centres, VPNs) places
-// a server, not a person, and is ignored: automated sign-ins from a data
-// centre are credential stuffing's to report.
+// activity of one profile (a person) from places farther apart than MaxKmh
+// allows in the time between them, while nothing suggests that several
+// people use those places: the profile is not in use at two places at
+// once, and the account is not used from three places or more (that is
+// account sharing). Other profiles of the account streaming at home while
+// one is abroad do not change the verdict. Activity from hosting networks
+// (data centres, VPNs) places a server, not a person, and is ignored:
+// automated sign-ins from a data centre are credential stuffing's to
+// report.
 type Travel struct {
 	cfg     TravelConfig
 	accs    *keyed[travelAcc]
@@ -65,16 +69,21 @@ type Travel struct {
 }
 
 type travelAcc struct {
-	stays    []stay // consecutive activity at one place, oldest first
-	sessions []trSession
+	profiles []trProfile
 	cand     *jump // waiting for Hold to pass
 	reported *jump // the last jump reported, for the evidence
+}
+
+type trProfile struct {
+	id       uint64
+	stays    []stay // one per city seen within the look-back
+	sessions []trSession
 }
 
 type stay struct {
 	place       Place
 	first, last int64
-	shared      bool // another place was in use at the same time
+	shared      bool // the profile was in use elsewhere at the same time
 }
 
 type trSession struct {
@@ -85,6 +94,7 @@ type trSession struct {
 }
 
 type jump struct {
+	profile  uint64
 	from, to Place
 	start    int64 // first event of the stay at from
 	left     int64 // last event at from
@@ -105,7 +115,7 @@ func (*Travel) Kind() string { return KindImpossibleTravel }
 // View returns ViewAccount.
 func (*Travel) View() View { return ViewAccount }
 
-// Wants every event with a client network: browsing places an account too.
+// Wants every event with a client network: browsing places a person too.
 func (*Travel) Wants(rec schemas.Record) bool {
 	env := envelope(rec)
 	return env != nil && env.ClientNet != ""
@@ -118,7 +128,11 @@ func (t *Travel) LookBack() time.Duration { return t.cfg.LookBack + t.cfg.Hold }
 // Quiet returns the configured quiet period.
 func (t *Travel) Quiet() time.Duration { return t.cfg.Quiet }
 
-// Observe folds an event into its account's places. A jump is never
+// maxProfiles caps the profiles tracked per account (Atlas's accounts
+// have at most five).
+const maxProfiles = 8
+
+// Observe folds an event into its profile's places. A jump is never
 // reported here: it waits for Hold (see Advance).
 func (t *Travel) Observe(e *Event) Verdict {
 	v := Verdict{Subject: e.Subject, At: e.Time}
@@ -127,75 +141,110 @@ func (t *Travel) Observe(e *Event) Verdict {
 	}
 	a := t.accs.touch(e.Subject, e.Time, func() travelAcc { return travelAcc{} })
 	from := e.Time - ms(t.cfg.LookBack)
-	a.stays = slices.DeleteFunc(a.stays, func(s stay) bool { return s.last < from })
-	a.sessions = slices.DeleteFunc(a.sessions, func(s trSession) bool { return s.last < from })
-
-	// Sessions, to tell travel (one place at a time) from sharing.
-	sid := fnv64s(e.Env.SessionID)
-	i := slices.IndexFunc(a.sessions, func(s trSession) bool { return s.id == sid })
-	if i < 0 {
-		if len(a.sessions) >= t.cfg.MaxStays {
-			a.sessions = slices.Delete(a.sessions, 0, 1)
-		}
-		a.sessions = append(a.sessions, trSession{id: sid, city: e.Place.City})
-		i = len(a.sessions) - 1
+	for k := range a.profiles {
+		pr := &a.profiles[k]
+		pr.stays = slices.DeleteFunc(pr.stays, func(s stay) bool { return s.last < from })
+		pr.sessions = slices.DeleteFunc(pr.sessions, func(s trSession) bool { return s.last < from })
 	}
-	a.sessions[i].last = e.Time
+	a.profiles = slices.DeleteFunc(a.profiles, func(p trProfile) bool { return len(p.stays) == 0 })
+	pid := fnv64s(e.Env.ProfileID)
+	pi := slices.IndexFunc(a.profiles, func(p trProfile) bool { return p.id == pid })
+	if pi < 0 {
+		if len(a.profiles) >= maxProfiles {
+			a.profiles = slices.Delete(a.profiles, 0, 1)
+		}
+		a.profiles = append(a.profiles, trProfile{id: pid})
+		pi = len(a.profiles) - 1
+	}
+	pr := &a.profiles[pi]
+
+	// Sessions: is this profile in use at another place right now?
+	sid := fnv64s(e.Env.SessionID)
+	i := slices.IndexFunc(pr.sessions, func(s trSession) bool { return s.id == sid })
+	if i < 0 {
+		if len(pr.sessions) >= t.cfg.MaxStays {
+			pr.sessions = slices.Delete(pr.sessions, 0, 1)
+		}
+		pr.sessions = append(pr.sessions, trSession{id: sid, city: e.Place.City})
+		i = len(pr.sessions) - 1
+	}
+	pr.sessions[i].last = e.Time
 	if e.Play != nil {
 		switch e.Play.Kind {
 		case schemas.PlayStop, schemas.PlayComplete, schemas.PlayError:
-			a.sessions[i].ended = true
+			pr.sessions[i].ended = true
 		}
 	}
 	liveFrom := e.Time - ms(t.cfg.LiveGap)
 	concurrent := false
-	for _, s := range a.sessions {
+	for _, s := range pr.sessions {
 		if s.city != e.Place.City && !s.ended && s.last >= liveFrom {
 			concurrent = true
-			// The other place's latest stay was shared too.
-			for k := len(a.stays) - 1; k >= 0; k-- {
-				if a.stays[k].place.City == s.city {
-					a.stays[k].shared = true
-					break
+			// The other place's stay was shared too.
+			for k := range pr.stays {
+				if pr.stays[k].place.City == s.city {
+					pr.stays[k].shared = true
 				}
 			}
 		}
 	}
-	if concurrent {
-		a.cand = nil // shared after the jump
+	if concurrent && a.cand != nil && a.cand.profile == pid {
+		a.cand = nil // one person cannot be in two places
 	}
 
-	n := len(a.stays)
-	if n > 0 && a.stays[n-1].place.City == e.Place.City {
-		a.stays[n-1].last = e.Time
-		a.stays[n-1].shared = a.stays[n-1].shared || concurrent
-		return v
+	cur, prev := -1, -1
+	for k := range pr.stays {
+		if pr.stays[k].place.City == e.Place.City {
+			cur = k
+		} else if prev < 0 || pr.stays[k].last > pr.stays[prev].last {
+			prev = k
+		}
 	}
-	if n > 0 && !concurrent && a.cand == nil && !a.stays[n-1].shared {
-		prev := a.stays[n-1]
-		km := DistanceKm(prev.place, e.Place)
-		gapH := float64(max(e.Time-prev.last, 60_000)) / 3_600_000
+	moving := prev >= 0 && (cur < 0 || pr.stays[prev].last > pr.stays[cur].last)
+	if moving && !concurrent && a.cand == nil && !pr.stays[prev].shared && (cur < 0 || !pr.stays[cur].shared) &&
+		t.places(a, e.Place.City) < 3 {
+		p := pr.stays[prev]
+		km := DistanceKm(p.place, e.Place)
+		gapH := float64(max(e.Time-p.last, 60_000)) / 3_600_000
 		if km >= t.cfg.MinKm && km/gapH > t.cfg.MaxKmh {
-			a.cand = &jump{from: prev.place, to: e.Place, start: prev.first, left: prev.last, arrived: e.Time,
+			a.cand = &jump{profile: pid, from: p.place, to: e.Place, start: p.first, left: p.last, arrived: e.Time,
 				due: e.Time + ms(t.cfg.Hold), km: km, kmh: km / gapH}
 			heap.Push(&t.pending, travelDue{due: a.cand.due, subject: e.Subject})
 		}
 	}
-	if n >= t.cfg.MaxStays {
-		a.stays = slices.Delete(a.stays, 0, 1)
+	if cur < 0 {
+		if len(pr.stays) >= t.cfg.MaxStays {
+			old := 0
+			for k := range pr.stays {
+				if pr.stays[k].last < pr.stays[old].last {
+					old = k
+				}
+			}
+			pr.stays = slices.Delete(pr.stays, old, old+1)
+		}
+		pr.stays = append(pr.stays, stay{place: e.Place, first: e.Time})
+		cur = len(pr.stays) - 1
 	}
-	a.stays = append(a.stays, stay{place: e.Place, first: e.Time, last: e.Time, shared: concurrent})
-	if a.cand != nil && t.places(a) >= 3 {
-		a.cand = nil // a third place: sharing, not travel
+	pr.stays[cur].last = e.Time
+	pr.stays[cur].shared = pr.stays[cur].shared || concurrent
+	if a.cand != nil && t.places(a, "") >= 3 {
+		a.cand = nil // a third place for the account: sharing, not travel
 	}
 	return v
 }
 
-func (t *Travel) places(a *travelAcc) int {
+// places counts the distinct cities of the account within the look-back,
+// with extra (if not empty) counted too.
+func (t *Travel) places(a *travelAcc, extra string) int {
 	var cities []string
-	for _, s := range a.stays {
-		if !slices.Contains(cities, s.place.City) {
-			cities = append(cities, s.place.City)
+	if extra != "" {
+		cities = append(cities, extra)
+	}
+	for _, p := range a.profiles {
+		for _, s := range p.stays {
+			if !slices.Contains(cities, s.place.City) {
+				cities = append(cities, s.place.City)
+			}
 		}
 	}
 	return len(cities)
@@ -245,7 +294,10 @@ func (t *Travel) Evidence(subject string) map[string]string {
 func (t *Travel) Size() (int, int) {
 	n := 0
 	t.accs.each(func(_ string, a *travelAcc) {
-		n += keyedOverhead + 80 + cap(a.stays)*64 + cap(a.sessions)*48
+		n += keyedOverhead + 64 + cap(a.profiles)*64
+		for _, p := range a.profiles {
+			n += cap(p.stays)*72 + cap(p.sessions)*48
+		}
 		if a.cand != nil {
 			n += 160
 		}

@@ -21,6 +21,16 @@ func TestTravel(t *testing.T) {
 			fires: true, at: t0 + 30*minute + hold, start: t0,
 		},
 		{
+			name: "A family streaming at home in Berlin while one profile jumps from Berlin to Tokyo: impossible travel for that profile",
+			recs: merge(profileSession("a", "pro-1", "d1", "s1", net(10, 1), t0, 10*minute), profileSession("a", "pro-2", "d3", "s3", net(10, 1), t0, 90*minute),
+				profileSession("a", "pro-1", "d2", "s2", net(30, 1), t0+30*minute, 15*minute)),
+			fires: true, at: t0 + 30*minute + hold, start: t0,
+		},
+		{
+			name: "Two profiles of one account, one in Berlin and one in Tokyo, each staying put, are two people: no jump",
+			recs: merge(profileSession("a", "pro-1", "d1", "s1", net(10, 1), t0, 10*minute), profileSession("a", "pro-2", "d2", "s2", net(30, 1), t0+30*minute, 15*minute)),
+		},
+		{
 			name: "Berlin, then Paris 55 minutes later, is a short flight (under 1000 km/h)",
 			recs: merge(session("a", "d1", "s1", net(10, 1), t0, 10*minute), session("a", "d2", "s2", net(12, 1), t0+65*minute, 10*minute)),
 		},

@@ -174,7 +174,7 @@ func newWriter(c writerConfig, log *slog.Logger) *kafka.Writer {
 		Async:           true,
 		Completion:      completion,
 		BatchSize:       c.batch,
-		BatchBytes:      4 << 20,
+		BatchBytes:      1_000_000, // under the broker's message.max.bytes (1 MiB by default)
 		BatchTimeout:    c.timeout,
 		MaxAttempts:     30,
 		WriteBackoffMin: 100 * time.Millisecond,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -20,13 +21,14 @@ type RekeyConfig struct {
 	Kafka kafkaconn.Config
 	// Topic is the re-key topic's name on the cluster. Required.
 	Topic string
+	// Partitions of the re-key topic. Required.
+	Partitions int
 	// MaxInFlight bounds the unacknowledged records per claim; Send blocks
 	// past it. Default 20,000.
 	MaxInFlight int
-	// BatchTimeout is how long a partial batch waits for company. Default
-	// 2 ms: stage two waits for the slowest input partition, so every
-	// millisecond here is alert latency.
-	BatchTimeout time.Duration
+	// MaxBatch bounds the records of one write to one partition. Default
+	// 3,000 (the broker takes at most 1 MiB per batch).
+	MaxBatch int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -34,23 +36,39 @@ type RekeyConfig struct {
 // Rekey writes stage one's records to the re-key topic, in the partition
 // of their subject ([anomaly.PartitionOf]). Safe for concurrent use; one
 // handle per claim.
+//
+// Each partition has one writer goroutine that sends, in one request,
+// everything queued for the partition while its previous request was in
+// flight: a batch grows with the load instead of a backlog of small ones
+// (kafka-go's asynchronous writer cuts batches on a timer and queues them
+// one request at a time, which falls behind once the round trip is longer
+// than the timer). At low load a record waits only for the round trip.
 type Rekey struct {
-	cfg RekeyConfig
-	w   *kafka.Writer
-	log *slog.Logger
+	cfg    RekeyConfig
+	w      *kafka.Writer
+	log    *slog.Logger
+	queues []*partitionQueue
+	done   sync.WaitGroup
 }
 
-// NewRekey returns a writer of the re-key topic. Nothing connects until the
-// first write.
+type partitionQueue struct {
+	mu     sync.Mutex
+	wake   chan struct{} // capacity 1
+	msgs   []kafka.Message
+	closed bool
+}
+
+// NewRekey returns a writer of the re-key topic and starts its partition
+// writers; Close stops them. Nothing connects until the first write.
 func NewRekey(cfg RekeyConfig) (*Rekey, error) {
-	if cfg.Topic == "" {
-		return nil, errors.New("cannot write the re-key topic: Topic is required")
+	if cfg.Topic == "" || cfg.Partitions < 1 {
+		return nil, errors.New("cannot write the re-key topic: Topic and Partitions are required")
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = 20_000
 	}
-	if cfg.BatchTimeout == 0 {
-		cfg.BatchTimeout = 2 * time.Millisecond
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 3000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -60,8 +78,65 @@ func NewRekey(cfg RekeyConfig) (*Rekey, error) {
 		return nil, err
 	}
 	w := newWriter(writerConfig{brokers: cfg.Kafka.BrokerList(), topic: cfg.Topic, transport: transport,
-		balancer: subjectBalancer{}, batch: 2000, timeout: cfg.BatchTimeout}, cfg.Logger)
-	return &Rekey{cfg: cfg, w: w, log: cfg.Logger}, nil
+		balancer: subjectBalancer{}, batch: cfg.MaxBatch, timeout: time.Millisecond}, cfg.Logger)
+	w.Async, w.Completion = false, nil
+	r := &Rekey{cfg: cfg, w: w, log: cfg.Logger}
+	for p := 0; p < cfg.Partitions; p++ {
+		q := &partitionQueue{wake: make(chan struct{}, 1)}
+		r.queues = append(r.queues, q)
+		r.done.Add(1)
+		go r.run(q)
+	}
+	return r, nil
+}
+
+// run writes what is queued for one partition, one request at a time,
+// until Close.
+func (r *Rekey) run(q *partitionQueue) {
+	defer r.done.Done()
+	var batch []kafka.Message
+	for {
+		q.mu.Lock()
+		for len(q.msgs) == 0 && !q.closed {
+			q.mu.Unlock()
+			<-q.wake
+			q.mu.Lock()
+		}
+		if len(q.msgs) == 0 && q.closed {
+			q.mu.Unlock()
+			return
+		}
+		n := min(len(q.msgs), r.cfg.MaxBatch)
+		batch = append(batch[:0], q.msgs[:n]...)
+		clear(q.msgs[:n])
+		q.msgs = q.msgs[n:]
+		if len(q.msgs) == 0 {
+			q.msgs = nil // let the backing array go
+		}
+		q.mu.Unlock()
+
+		err := r.w.WriteMessages(context.Background(), batch...)
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(batch) {
+			for i := range batch {
+				completion(batch[i:i+1], werrs[i])
+			}
+		} else {
+			completion(batch, err)
+		}
+		clear(batch)
+	}
+}
+
+func (r *Rekey) enqueue(msg kafka.Message) {
+	q := r.queues[anomaly.PartitionOf(anomaly.SubjectOf(msg.Key), len(r.queues))]
+	q.mu.Lock()
+	q.msgs = append(q.msgs, msg)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Claim returns the handle of one claimed input partition.
@@ -70,14 +145,26 @@ func (r *Rekey) Claim(c stream.Claim) (anomaly.Rekeyer, error) {
 		what: fmt.Sprintf("re-keyed records of %s/%d", c.Topic, c.Partition)}, nil
 }
 
-// Close flushes what is queued and closes the writer.
-func (r *Rekey) Close() error { return r.w.Close() }
+// Close writes what is queued, stops the partition writers and closes the
+// Kafka writer.
+func (r *Rekey) Close() error {
+	for _, q := range r.queues {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	r.done.Wait()
+	return r.w.Close()
+}
 
 type rekeyHandle struct {
 	r    *Rekey
 	t    *tracker
 	what string
-	buf  []byte
 }
 
 var rekeyHeaders = map[schemas.Schema][]kafka.Header{
@@ -89,28 +176,44 @@ func headers(s schemas.Schema) []kafka.Header {
 	return []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(s)}, {Key: schemas.HeaderContentType, Value: []byte(schemas.ContentType)}}
 }
 
-// Send encodes rec and writes it asynchronously; it blocks only while
-// MaxInFlight records are unacknowledged. An encoding error cannot happen
-// for a record that decoded; it is logged and the record skipped.
+// Send encodes rec and queues it for its partition's writer; it blocks
+// only while MaxInFlight records of the claim are unacknowledged. An
+// encoding error cannot happen for a record that decoded; it is logged and
+// the record skipped.
 func (h *rekeyHandle) Send(_ string, key []byte, rec schemas.Record) {
 	v, err := schemas.Append(nil, rec)
 	if err != nil {
 		h.r.log.Error("BUG: cannot encode a decoded record for the re-key topic", "err", err)
 		return
 	}
-	msg := kafka.Message{Key: append([]byte(nil), key...), Value: v, Headers: rekeyHeaders[rec.Schema()], WriterData: h.t}
-	ctx := context.Background()
-	if err := h.t.add(ctx, 1); err != nil {
+	if err := h.t.add(context.Background(), 1); err != nil {
 		return
 	}
-	if err := h.r.w.WriteMessages(ctx, msg); err != nil {
-		h.t.done([]kafka.Message{msg}, err)
-	}
+	h.r.enqueue(kafka.Message{Key: append([]byte(nil), key...), Value: v, Headers: rekeyHeaders[rec.Schema()], WriterData: h.t})
 }
 
-// Flush waits until everything sent is acknowledged.
+// Flush waits until everything sent is acknowledged, sending again what
+// failed.
 func (h *rekeyHandle) Flush(ctx context.Context) error {
-	return flush(ctx, h.r.w, h.t, h.r.log, h.what)
+	for attempt := 0; ; attempt++ {
+		failed, err := h.t.wait(ctx)
+		if err == nil && len(failed) == 0 {
+			return nil
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		h.r.log.Warn("cannot write "+h.what+"; sending again", "messages", len(failed), "attempt", attempt+1, "err", err)
+		if err := h.t.add(ctx, len(failed)); err != nil {
+			return err
+		}
+		for _, m := range failed {
+			h.r.enqueue(m)
+		}
+		if attempt >= 2 {
+			return fmt.Errorf("cannot write %s: %w", h.what, err)
+		}
+	}
 }
 
 // Close drops the handle; the shared writer stays open.

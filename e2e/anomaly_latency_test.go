@@ -1,0 +1,228 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/atlas-stream/atlas/producers/sim"
+	"github.com/atlas-stream/atlas/schemas"
+	"github.com/atlas-stream/atlas/topology"
+)
+
+// TestAnomalyAlertLatencyAtHalfTheSustainableLoad is the anomaly role's
+// latency benchmark against the real broker. It measures the sustainable
+// load (input events per second that `atlas run anomaly` drains from a
+// backlog, both stages in one process), then sends background traffic at
+// half of it with event time = wall clock and injects bots; for each bot
+// alert it takes the time from sending the impression that triggered it
+// (its event time is the alert's detection time) to the alert's arrival
+// on the alert topic. It prints p50, p99 and max, with the default
+// lateness (2 s, which stage two's clock waits for) and with lateness 0.
+//
+// It takes about three minutes: set ATLAS_BENCH=1 to run it (make bench).
+func TestAnomalyAlertLatencyAtHalfTheSustainableLoad(t *testing.T) {
+	if os.Getenv("ATLAS_BENCH") == "" {
+		t.Skip("a benchmark of about three minutes: set ATLAS_BENCH=1 to run it")
+	}
+	s := newStack(t, 6)
+	t.Cleanup(s.deleteRekeyTopic)
+	ctx := context.Background()
+	transport, err := s.kafka.Transport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sim.NewKafkaWriter(s.kafka.BrokerList(), transport)
+	defer w.Close()
+
+	// 1. Sustainable load: drain a backlog of simulated traffic.
+	const backlog = 200_000
+	cfg := sim.DefaultConfig()
+	cfg.Seed, cfg.Events = 21, backlog
+	g, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Run(ctx, sim.NewKafkaSink(w, s.topo, 0)); err != nil {
+		t.Fatal(err)
+	}
+	ops := freeAddr(t)
+	role := s.start("anomaly", "run", "anomaly", "--ops-addr", ops)
+	s.waitMetric(role, ops, "atlas_engine_events_total", 1, 90*time.Second)
+	start := time.Now()
+	s.waitDrained(5*time.Minute, s.topo.GroupID(topology.AnomalyGroup), s.topo.Name(topology.Playback), s.topo.Name(topology.Browse), s.prefix+rekeyTopic)
+	sustainable := float64(backlog) / time.Since(start).Seconds()
+	t.Logf("sustainable load: %d input events drained in %s: %.0f events/s (both stages, one process, %d re-keyed records)",
+		backlog, time.Since(start).Round(100*time.Millisecond), sustainable, int(metric(ops, "atlas_anomaly_forwarded_total")))
+
+	half := sustainable / 2
+	for _, lateness := range []string{"", "0s"} {
+		if lateness != "" {
+			role.signal(syscall.SIGTERM)
+			if err := role.wait(30 * time.Second); err != nil {
+				t.Fatalf("the role did not stop: %v", err)
+			}
+			s.env = append(s.env, "ATLAS_ANOMALY_LATENESS="+lateness)
+			ops = freeAddr(t)
+			role = s.start("anomaly", "run", "anomaly", "--ops-addr", ops)
+			s.env = s.env[:len(s.env)-1]
+			s.waitMetric(role, ops, "atlas_engine_claims", 18, 90*time.Second)
+		}
+		lat := s.botLatencies(t, w, half, 40*time.Second)
+		slices.Sort(lat)
+		if len(lat) < 50 {
+			t.Fatalf("only %d bot alerts arrived", len(lat))
+		}
+		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond) }
+		name := lateness
+		if name == "" {
+			name = "2s (default)"
+		}
+		t.Logf("lateness %s, background %.0f events/s (half the sustainable load): event → alert on the topic over %d alerts: p50 %s, p99 %s, max %s",
+			name, half, len(lat), q(0.5), q(0.99), q(1))
+	}
+	role.signal(syscall.SIGTERM)
+	role.wait(30 * time.Second)
+}
+
+// botLatencies sends background traffic at rate events/s for d (event
+// time = wall clock) and starts a bot every 400 ms; it returns, for each
+// bot alert that arrived, the time from sending its triggering impression
+// to the alert's arrival on the alert topic.
+func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time.Duration) []time.Duration {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := fmt.Sprint(time.Now().UnixNano() % 1e9)
+
+	// Alerts, read from the end of every partition of the alert topic.
+	type arrival struct {
+		a  schemas.Alert
+		at time.Time
+	}
+	arrivals := make(chan arrival, 1024)
+	conn, err := kafka.Dial("tcp", s.kafka.BrokerList()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(s.topo.Name(topology.Alerts))
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readers sync.WaitGroup
+	for _, p := range parts {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafka.BrokerList(), Topic: s.topo.Name(topology.Alerts), Partition: p.ID,
+			MinBytes: 1, MaxWait: 5 * time.Millisecond})
+		must(t, r.SetOffset(kafka.LastOffset))
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer r.Close()
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					return
+				}
+				at := time.Now()
+				var a schemas.Alert
+				if schemas.DecodeAlert(m.Value, &a) == nil {
+					arrivals <- arrival{a, at}
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second) // the readers are at the end
+
+	// Background traffic: the simulator's sessions, stamped with the wall clock.
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		cfg := sim.DefaultConfig()
+		cfg.Seed, cfg.Events = uint64(time.Now().UnixNano()), int64(rate*d.Seconds())+1
+		g, err := sim.New(cfg)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		sink := &wallClock{KafkaSink: sim.NewKafkaSink(w, s.topo, 50)}
+		g.Run(ctx, &sim.Paced{Sink: sink, Rate: rate})
+	}()
+
+	// Bots: 60 impressions 200 ms apart each; the 50th raises the alert.
+	bw := &kafka.Writer{Addr: kafka.TCP(s.kafka.BrokerList()...), Topic: s.topo.Name(topology.Browse), Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer bw.Close()
+	var mu sync.Mutex
+	sent := map[string]time.Time{} // subject + event time → wall time it was sent
+	headers := []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaBrowse)}, {Key: schemas.HeaderContentType, Value: []byte(schemas.ContentType)}}
+	var bots sync.WaitGroup
+	n := int(d / (400 * time.Millisecond))
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		bots.Add(1)
+		go func(i int) {
+			defer bots.Done()
+			acc := fmt.Sprintf("bench-%s-%d", run, i)
+			for k := 0; k < 60; k++ {
+				now := time.Now()
+				e := &schemas.Browse{Envelope: schemas.Envelope{EventID: fmt.Sprintf("%s-%d", acc, k), EventTime: now.UnixMilli(),
+					ReceiveTime: now.UnixMilli(), AccountID: acc, ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s",
+					ClientNet: "9.1.2.0/24#000000000000", Country: "US", DeviceType: schemas.DeviceWeb},
+					Kind: schemas.BrowseImpression, TitleID: "tt-00001", Row: "trending"}
+				v, _ := schemas.Marshal(e)
+				mu.Lock()
+				sent["account:"+acc+fmt.Sprint(e.EventTime)] = now
+				mu.Unlock()
+				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers}); err != nil {
+					return
+				}
+				time.Sleep(time.Until(now.Add(200 * time.Millisecond)))
+			}
+		}(i)
+		time.Sleep(400 * time.Millisecond)
+	}
+	bots.Wait()
+	time.Sleep(5 * time.Second) // let the last alerts arrive
+	cancel()
+	bg.Wait()
+	readers.Wait()
+	close(arrivals)
+
+	var out []time.Duration
+	for x := range arrivals {
+		if x.a.Kind != "bot" || x.a.Status != schemas.AlertFiring || !strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-") {
+			continue
+		}
+		if at, ok := sent[x.a.Subject+fmt.Sprint(x.a.DetectedAt)]; ok {
+			out = append(out, x.at.Sub(at))
+		}
+	}
+	return out
+}
+
+// wallClock stamps every event with the wall clock as it is sent, so that
+// the role's event-time clock moves with the wall clock.
+type wallClock struct{ *sim.KafkaSink }
+
+func (w *wallClock) Send(ctx context.Context, rec schemas.Record) error {
+	now := time.Now().UnixMilli()
+	switch v := rec.(type) {
+	case *schemas.Playback:
+		v.EventTime, v.ReceiveTime = now, now
+	case *schemas.Browse:
+		v.EventTime, v.ReceiveTime = now, now
+	case *schemas.Title:
+		return nil // the catalog was sent with the backlog
+	}
+	return w.KafkaSink.Send(ctx, rec)
+}
