@@ -229,6 +229,12 @@ func printReport(out io.Writer, r evaluate.Report) {
 			}
 			fmt.Fprintf(out, "  missed %s %s at %s\n", k.Kind, m.Subject, time.UnixMilli(m.Start).UTC().Format(time.RFC3339))
 		}
+		for i, m := range k.Split {
+			if i == 5 {
+				break
+			}
+			fmt.Fprintf(out, "  more than one alert id for %s %s at %s\n", k.Kind, m.Subject, time.UnixMilli(m.Start).UTC().Format(time.RFC3339))
+		}
 		for i, a := range k.Spurious {
 			if i == 5 {
 				fmt.Fprintf(out, "  … %d more unmatched %s\n", len(k.Spurious)-5, k.Kind)

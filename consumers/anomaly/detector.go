@@ -59,6 +59,9 @@ type Verdict struct {
 	// looked at; At is the event time it was made at (its end).
 	WindowStart int64
 	At          int64
+	// Continue marks an active verdict on weaker evidence: it keeps an
+	// open incident open but never opens one.
+	Continue bool
 }
 
 // keyed is a map of per-subject state with a cap on the number of

@@ -91,8 +91,31 @@
 // Per kind and subject there is at most one open incident. Its first
 // active verdict publishes a firing alert; a verdict of higher severity
 // an escalated one; further active verdicts only keep it open (the
-// suppression that makes an ongoing incident one alert). When the
-// detector's quiet period passes without an active verdict, a resolved
-// alert is published, with the event time the quiet period ended as its
-// detection time. Every time in an alert is event time.
+// suppression that makes an ongoing incident one alert). A detector may
+// also say that the evidence is weaker but the incident not over (the
+// quality detector while viewers leave a degraded cell): such a verdict
+// keeps an open incident open and never opens one. When the detector's
+// quiet period passes without an active verdict, a resolved alert is
+// published, with the event time the quiet period ended as its detection
+// time. Every time in an alert is event time.
+//
+// # The detectors
+//
+//   - [Sharing] (account view): playback from three countries within an
+//     hour, streams live from three cities at once, or more concurrent
+//     streams than the largest plan allows.
+//   - [Travel] (account view): one profile's consecutive activity from
+//     places farther apart than 1000 km/h allows, held ten minutes and
+//     dropped if the account shows a third place (sharing).
+//   - [Bot] (account view): fifty impressions of a profile faster than two
+//     a second, at regular intervals, without dwell.
+//   - [Stuffing] (network view): ten accounts or more from one /24 within
+//     five minutes.
+//   - [Quality] (cell view): a two-minute rebuffer ratio far above the
+//     cell's median of the last hour (robust: median and MAD of 5-minute
+//     blocks), significant as a count, with a minimum volume; or a burst
+//     of start failures.
+//
+// `atlas eval anomaly` measures them against the simulator's planted
+// incidents, and the quality baseline on the NAB series.
 package anomaly

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/schemas"
 )
@@ -58,6 +60,8 @@ type Judge struct {
 	published    bool
 	sizeSubjects map[string]int
 	sizeBytes    map[string]int
+
+	idleGauge, bufferedGauge, lagGauge prometheus.Gauge
 }
 
 type pending struct {
@@ -81,6 +85,8 @@ func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, erro
 		marks: make([]int64, numSrcTopic*cfg.Partitions), heard: make([]time.Time, numSrcTopic*cfg.Partitions),
 		maxMark: noTime, clock: noTime,
 		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}, sizeSubjects: map[string]int{}, sizeBytes: map[string]int{}}
+	j.idleGauge, j.bufferedGauge = m.idle.WithLabelValues(j.part), m.buffered.WithLabelValues(j.part)
+	j.lagGauge = m.lag.WithLabelValues(j.part)
 	now := cfg.Now()
 	for i := range j.marks {
 		j.marks[i] = noTime
@@ -203,7 +209,7 @@ func (j *Judge) aligned() int64 {
 		}
 		w = min(w, m)
 	}
-	j.m.idle.WithLabelValues(j.part).Set(float64(idleN))
+	j.idleGauge.Set(float64(idleN))
 	if w == math.MaxInt64 {
 		return noTime
 	}
@@ -235,9 +241,9 @@ func (j *Judge) release() {
 		j.judge(p, true)
 	}
 	j.advance(j.clock-1, true)
-	j.m.buffered.WithLabelValues(j.part).Set(float64(j.buf.Len()))
+	j.bufferedGauge.Set(float64(j.buf.Len()))
 	if j.maxMark != noTime {
-		j.m.lag.WithLabelValues(j.part).Set(float64(j.maxMark-j.clock) / 1000)
+		j.lagGauge.Set(float64(j.maxMark-j.clock) / 1000)
 	}
 }
 

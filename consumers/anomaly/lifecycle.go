@@ -70,6 +70,9 @@ func (l *lifecycle) observe(d Detector, v Verdict, evidence func() map[string]st
 	}
 	k := incidentKey{d.Kind(), v.Subject}
 	inc := l.open[k]
+	if inc == nil && v.Continue {
+		return nil
+	}
 	if inc == nil {
 		inc = &incident{kind: d.Kind(), subject: v.Subject, start: v.Start, id: AlertID(d.Kind(), v.Subject, v.Start),
 			firedAt: v.At, lastActive: v.At, quiet: ms(d.Quiet()), severity: v.Severity, peakScore: v.Score}

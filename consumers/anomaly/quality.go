@@ -28,28 +28,26 @@ type QualityConfig struct {
 	// run), the prior is used instead [4, 20].
 	MinBlocks, MinBlockHeartbeats int
 	// PriorMedian and PriorMAD stand in for the history until there is
-	// enough [0.02, 0.01 rebuffers per heartbeat].
+	// enough [0.02, 0.005 rebuffers per heartbeat].
 	PriorMedian, PriorMAD float64
 	// MADFloor keeps a flat history from making every change significant
 	// [0.005].
 	MADFloor float64
 	// Minimum volume in the window: heartbeats (30 s of playback each),
-	// rebuffers, and distinct sessions that rebuffered [40, 10, 4]. A cell
-	// with less traffic is not judged on rebuffers: a single bad
-	// connection would decide.
+	// rebuffers, and distinct sessions that rebuffered [60, 8, 5]. A cell
+	// with less traffic is not judged on rebuffers: a few bad connections
+	// would decide (stalls come in bursts, so a quiet cell's counts vary far
+	// more than a Poisson count).
 	MinHeartbeats, MinRebuffers, MinSessions int
 	// The window's rebuffers per heartbeat must reach all of RatioFloor,
 	// Factor × the baseline median, and the median + K robust standard
-	// deviations [0.06, 4, 6].
+	// deviations [0.06, 4, 3; the count's significance is MaxP's to judge].
 	RatioFloor, Factor, K float64
 	// MaxP: the window's rebuffer count must also be this unlikely for a
-	// Poisson count at the baseline rate (at least RateFloor), and so must
-	// the number of sessions that rebuffered, for a binomial count over the
-	// window's sessions (heartbeats / heartbeats per session) each
-	// rebuffering with the baseline's chance [1e-7; a cell is judged at
-	// every event, a few hundred thousand times a day; the session test
-	// keeps one bad connection, whose stalls come in bursts, from counting
-	// as many].
+	// Poisson count at the baseline rate (at least RateFloor) [1e-7; a cell
+	// is judged at every event, a few hundred thousand times a day].
+	// MinSessions keeps one bad connection, whose stalls come in bursts,
+	// from counting as many.
 	MaxP, RateFloor float64
 	// Start failures: at least MinAttempts starts and start failures in the
 	// window, at least MinFailures of them failures, at a rate of at least
@@ -58,6 +56,12 @@ type QualityConfig struct {
 	FailFloor                float64
 	// Quiet resolves an incident after this long with a normal window [3m].
 	Quiet time.Duration
+	// RelaxFor: for this long after the window last met the thresholds, it
+	// stays anomalous on weaker evidence — a ratio of at least half the
+	// threshold, or too few heartbeats to tell — so that an incident whose
+	// viewers leave (stalls drive them away) does not resolve and fire
+	// again [10m].
+	RelaxFor time.Duration
 	// MaxCells caps the cells held [50,000].
 	MaxCells int
 }
@@ -70,20 +74,21 @@ func (c QualityConfig) withDefaults() QualityConfig {
 	defInt(&c.MinBlocks, 4)
 	defInt(&c.MinBlockHeartbeats, 20)
 	defFloat(&c.PriorMedian, 0.02)
-	defFloat(&c.PriorMAD, 0.01)
+	defFloat(&c.PriorMAD, 0.005)
 	defFloat(&c.MADFloor, 0.005)
-	defInt(&c.MinHeartbeats, 40)
-	defInt(&c.MinRebuffers, 10)
-	defInt(&c.MinSessions, 4)
+	defInt(&c.MinHeartbeats, 60)
+	defInt(&c.MinRebuffers, 8)
+	defInt(&c.MinSessions, 5)
 	defFloat(&c.RatioFloor, 0.06)
 	defFloat(&c.Factor, 4)
-	defFloat(&c.K, 6)
+	defFloat(&c.K, 3)
 	defFloat(&c.MaxP, 1e-7)
 	defFloat(&c.RateFloor, 0.01)
 	defInt(&c.MinAttempts, 10)
 	defInt(&c.MinFailures, 5)
 	defFloat(&c.FailFloor, 0.3)
 	def(&c.Quiet, 3*time.Minute)
+	def(&c.RelaxFor, 10*time.Minute)
 	defInt(&c.MaxCells, 50_000)
 	return c
 }
@@ -108,6 +113,9 @@ type qCell struct {
 	med, mad float64
 	baseN    int
 	last     qJudgement
+	// the last event time the window met the thresholds, and the start
+	// of that incident
+	strictAt, strictStart int64
 }
 
 type qBucket struct {
@@ -150,8 +158,10 @@ func (*Quality) Wants(rec schemas.Record) bool {
 	return false
 }
 
-// LookBack is the baseline plus the window.
-func (q *Quality) LookBack() time.Duration { return q.cfg.Baseline + q.cfg.Window + q.cfg.Bucket }
+// LookBack is the baseline plus the window (which covers RelaxFor).
+func (q *Quality) LookBack() time.Duration {
+	return max(q.cfg.Baseline+q.cfg.Window+q.cfg.Bucket, q.cfg.RelaxFor+q.cfg.Window)
+}
 
 // Quiet returns the configured quiet period.
 func (q *Quality) Quiet() time.Duration { return q.cfg.Quiet }
@@ -189,9 +199,18 @@ func (q *Quality) Observe(e *Event) Verdict {
 	j := q.judge(c)
 	c.last = j
 	rebuffering := j.hb >= q.cfg.MinHeartbeats && j.rb >= q.cfg.MinRebuffers && j.sessions >= q.cfg.MinSessions &&
-		j.ratio >= j.thr && j.p < q.cfg.MaxP && j.ps < q.cfg.MaxP
+		j.ratio >= j.thr && j.p < q.cfg.MaxP
 	failing := j.starts+j.fails >= q.cfg.MinAttempts && j.fails >= q.cfg.MinFailures && j.failRate >= q.cfg.FailFloor
 	if !rebuffering && !failing {
+		if c.strictAt == 0 || e.Time-c.strictAt > ms(q.cfg.RelaxFor) {
+			return v
+		}
+		if j.hb < q.cfg.MinHeartbeats || j.ratio >= j.thr/2 || j.failRate >= q.cfg.FailFloor/2 {
+			v.Active, v.Continue, v.Severity, v.Score = true, true, schemas.SeverityWarning, j.ratio
+			v.Start, v.WindowStart = c.strictStart, j.windowStart
+		} else {
+			c.strictAt = 0 // enough traffic, and normal: over
+		}
 		return v
 	}
 	v.Active = true
@@ -220,6 +239,10 @@ func (q *Quality) Observe(e *Event) Verdict {
 			break
 		}
 	}
+	if c.strictAt == 0 || e.Time-c.strictAt > ms(q.cfg.RelaxFor) {
+		c.strictStart = v.Start
+	}
+	c.strictAt = e.Time
 	return v
 }
 
@@ -385,6 +408,8 @@ func (q *Quality) Evidence(subject string) map[string]string {
 		"baseline_mad":            f(c.mad),
 		"baseline_blocks":         strconv.Itoa(c.baseN),
 		"p_value":                 strconv.FormatFloat(j.p, 'g', 3, 64),
+		"sessions":                strconv.Itoa(j.active),
+		"sessions_p_value":        strconv.FormatFloat(j.ps, 'g', 3, 64),
 		"threshold":               f(j.thr),
 		"z":                       strconv.FormatFloat(j.z, 'f', 1, 64),
 		"sessions_rebuffering":    strconv.Itoa(j.sessions),

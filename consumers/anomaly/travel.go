@@ -23,13 +23,10 @@ type TravelConfig struct {
 	// MinKm ignores jumps shorter than this [500 km]: geo-IP is coarse.
 	MinKm float64
 	// Hold is how long a jump waits before it is reported [10m]. A jump is
-	// dropped when its origin was used at the same time as another place,
-	// or when, before Hold has passed, the account is used from two places
-	// at once or shows a third place: that is account sharing (the sharing
-	// detector's incident), not one person travelling.
+	// dropped when, before Hold has passed, the account shows a third place
+	// in the look-back: that is account sharing (the sharing detector's
+	// incident), not one person travelling.
 	Hold time.Duration
-	// LiveGap: a session whose last event is older than this is over [5m].
-	LiveGap time.Duration
 	// MaxStays caps the cities remembered per account [16].
 	MaxStays int
 	// Quiet resolves an incident after this long without a new jump [2h],
@@ -45,7 +42,6 @@ func (c TravelConfig) withDefaults() TravelConfig {
 	defFloat(&c.MaxKmh, 1000)
 	defFloat(&c.MinKm, 500)
 	def(&c.Hold, 10*time.Minute)
-	def(&c.LiveGap, 5*time.Minute)
 	defInt(&c.MaxStays, 16)
 	def(&c.Quiet, 2*time.Hour)
 	defInt(&c.MaxAccounts, 1_000_000)
@@ -54,14 +50,13 @@ func (c TravelConfig) withDefaults() TravelConfig {
 
 // Travel detects impossible travel in the account view: consecutive
 // activity of one profile (a person) from places farther apart than MaxKmh
-// allows in the time between them, while nothing suggests that several
-// people use those places: the profile is not in use at two places at
-// once, and the account is not used from three places or more (that is
-// account sharing). Other profiles of the account streaming at home while
-// one is abroad do not change the verdict. Activity from hosting networks
-// (data centres, VPNs) places a server, not a person, and is ignored:
-// automated sign-ins from a data centre are credential stuffing's to
-// report.
+// allows in the time between them — while the account is not used from
+// three places or more, which is account sharing. Other profiles of the
+// account streaming at home while one is abroad do not change the verdict.
+// A stay that was part of a three-place period is never the end of a
+// jump. Activity from hosting networks (data centres, VPNs) places a
+// server, not a person, and is ignored: automated sign-ins from a data
+// centre are credential stuffing's to report.
 type Travel struct {
 	cfg     TravelConfig
 	accs    *keyed[travelAcc]
@@ -75,22 +70,14 @@ type travelAcc struct {
 }
 
 type trProfile struct {
-	id       uint64
-	stays    []stay // one per city seen within the look-back
-	sessions []trSession
+	id    uint64
+	stays []stay // one per city seen within the look-back
 }
 
 type stay struct {
 	place       Place
 	first, last int64
-	shared      bool // the profile was in use elsewhere at the same time
-}
-
-type trSession struct {
-	id    uint64
-	city  string
-	last  int64
-	ended bool
+	shared      bool // seen while the account was in use from three places or more
 }
 
 type jump struct {
@@ -144,7 +131,6 @@ func (t *Travel) Observe(e *Event) Verdict {
 	for k := range a.profiles {
 		pr := &a.profiles[k]
 		pr.stays = slices.DeleteFunc(pr.stays, func(s stay) bool { return s.last < from })
-		pr.sessions = slices.DeleteFunc(pr.sessions, func(s trSession) bool { return s.last < from })
 	}
 	a.profiles = slices.DeleteFunc(a.profiles, func(p trProfile) bool { return len(p.stays) == 0 })
 	pid := fnv64s(e.Env.ProfileID)
@@ -158,40 +144,6 @@ func (t *Travel) Observe(e *Event) Verdict {
 	}
 	pr := &a.profiles[pi]
 
-	// Sessions: is this profile in use at another place right now?
-	sid := fnv64s(e.Env.SessionID)
-	i := slices.IndexFunc(pr.sessions, func(s trSession) bool { return s.id == sid })
-	if i < 0 {
-		if len(pr.sessions) >= t.cfg.MaxStays {
-			pr.sessions = slices.Delete(pr.sessions, 0, 1)
-		}
-		pr.sessions = append(pr.sessions, trSession{id: sid, city: e.Place.City})
-		i = len(pr.sessions) - 1
-	}
-	pr.sessions[i].last = e.Time
-	if e.Play != nil {
-		switch e.Play.Kind {
-		case schemas.PlayStop, schemas.PlayComplete, schemas.PlayError:
-			pr.sessions[i].ended = true
-		}
-	}
-	liveFrom := e.Time - ms(t.cfg.LiveGap)
-	concurrent := false
-	for _, s := range pr.sessions {
-		if s.city != e.Place.City && !s.ended && s.last >= liveFrom {
-			concurrent = true
-			// The other place's stay was shared too.
-			for k := range pr.stays {
-				if pr.stays[k].place.City == s.city {
-					pr.stays[k].shared = true
-				}
-			}
-		}
-	}
-	if concurrent && a.cand != nil && a.cand.profile == pid {
-		a.cand = nil // one person cannot be in two places
-	}
-
 	cur, prev := -1, -1
 	for k := range pr.stays {
 		if pr.stays[k].place.City == e.Place.City {
@@ -201,8 +153,7 @@ func (t *Travel) Observe(e *Event) Verdict {
 		}
 	}
 	moving := prev >= 0 && (cur < 0 || pr.stays[prev].last > pr.stays[cur].last)
-	if moving && !concurrent && a.cand == nil && !pr.stays[prev].shared && (cur < 0 || !pr.stays[cur].shared) &&
-		t.places(a, e.Place.City) < 3 {
+	if moving && a.cand == nil && !pr.stays[prev].shared && (cur < 0 || !pr.stays[cur].shared) && t.places(a, e.Place.City) < 3 {
 		p := pr.stays[prev]
 		km := DistanceKm(p.place, e.Place)
 		gapH := float64(max(e.Time-p.last, 60_000)) / 3_600_000
@@ -226,9 +177,20 @@ func (t *Travel) Observe(e *Event) Verdict {
 		cur = len(pr.stays) - 1
 	}
 	pr.stays[cur].last = e.Time
-	pr.stays[cur].shared = pr.stays[cur].shared || concurrent
-	if a.cand != nil && t.places(a, "") >= 3 {
-		a.cand = nil // a third place for the account: sharing, not travel
+	if a.cand != nil && t.places(a, a.cand.from.City) >= 3 {
+		// A third place while the jump waits (its origin counts even if it
+		// has just left the look-back): sharing, not travel.
+		a.cand = nil
+	}
+	if t.places(a, "") >= 3 {
+		// Three places at once in the look-back: several people use the
+		// account. Nothing seen now is one person's journey.
+		a.cand = nil
+		for k := range a.profiles {
+			for i := range a.profiles[k].stays {
+				a.profiles[k].stays[i].shared = true
+			}
+		}
 	}
 	return v
 }
@@ -294,9 +256,9 @@ func (t *Travel) Evidence(subject string) map[string]string {
 func (t *Travel) Size() (int, int) {
 	n := 0
 	t.accs.each(func(_ string, a *travelAcc) {
-		n += keyedOverhead + 64 + cap(a.profiles)*64
+		n += keyedOverhead + 64 + cap(a.profiles)*40
 		for _, p := range a.profiles {
-			n += cap(p.stays)*72 + cap(p.sessions)*48
+			n += cap(p.stays) * 72
 		}
 		if a.cand != nil {
 			n += 160

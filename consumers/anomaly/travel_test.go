@@ -39,8 +39,9 @@ func TestTravel(t *testing.T) {
 			recs: merge(session("a", "d1", "s1", net(10, 1), t0, 10*minute), session("a", "d2", "s2", net(11, 1), t0+11*minute, 10*minute)),
 		},
 		{
-			name: "Berlin and Tokyo streaming at the same time is sharing, not travel",
-			recs: merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(30, 1), t0+10*minute, 20*minute)),
+			name:  "One profile streaming in Berlin and, at the same time, in Tokyo cannot be one person travelling: reported",
+			recs:  merge(session("a", "d1", "s1", net(10, 1), t0, 40*minute), session("a", "d2", "s2", net(30, 1), t0+10*minute, 20*minute)),
+			fires: true, at: t0 + 20*minute, start: t0,
 		},
 		{
 			name: "A jump to Tokyo dropped because, within the hold, Sydney streams while Tokyo does",
@@ -48,9 +49,10 @@ func TestTravel(t *testing.T) {
 				session("a", "d3", "s3", net(40, 1), t0+25*minute, 10*minute)),
 		},
 		{
-			name: "A jump from a place that was used at the same time as another is not one person's",
-			recs: merge(session("a", "d1", "s1", net(10, 1), t0, 30*minute), session("a", "d2", "s2", net(20, 1), t0+5*minute, 20*minute),
-				session("a", "d3", "s3", net(30, 1), t0+50*minute, 10*minute)),
+			name: "After the account was used from three places within the hour, a jump from one of them is not one person's",
+			recs: merge(profileSession("a", "pro-1", "d1", "s1", net(10, 1), t0, 10*minute), profileSession("a", "pro-2", "d2", "s2", net(20, 1), t0+2*minute, 10*minute),
+				profileSession("a", "pro-3", "d3", "s3", net(12, 1), t0+4*minute, 10*minute),
+				profileSession("a", "pro-1", "d4", "s4", net(30, 1), t0+55*minute, 10*minute)),
 		},
 		{
 			name: "A sign-in from a data centre places a server, not the person: no jump",
@@ -69,8 +71,13 @@ func TestTravel(t *testing.T) {
 				}
 				return
 			}
-			if len(got) != 1 {
-				t.Fatalf("%d active verdicts, want one: %+v", len(got), got)
+			if len(got) == 0 {
+				t.Fatal("never active")
+			}
+			for _, v := range got {
+				if v.Start != got[0].Start {
+					t.Fatalf("verdicts of one incident with different starts: %+v", got)
+				}
 			}
 			if got[0].At != c.at || got[0].Start != c.start || got[0].Subject != "account:a" {
 				t.Fatalf("verdict %+v (at t0%+d, start t0%+d), want account:a at t0%+d, start t0%+d",
@@ -89,5 +96,15 @@ func TestTravelEvidenceGivesBothPlacesTheDistanceAndTheSpeed(t *testing.T) {
 	ev := d.Evidence("account:a")
 	if ev["from"] != "Berlin,DE" || ev["to"] != "Tokyo,JP" || ev["km"] != "8917" || ev["gap_ms"] != "1200000" || ev["kmh"] != "26751" {
 		t.Fatalf("evidence %v", ev)
+	}
+}
+
+func TestTravelAJumpWhoseOriginLeavesTheLookBackDuringTheHoldIsStillDroppedByAThirdPlace(t *testing.T) {
+	// London at t0, Tokyo 58 minutes later, Sydney 7 minutes after that:
+	// London is out of the hour by then, but the jump from it still counts.
+	recs := merge(session("a", "d1", "s1", net(10, 1), t0, 2*minute), session("a", "d2", "s2", net(30, 1), t0+60*minute, 20*minute),
+		profileSession("a", "pro-2", "d3", "s3", net(40, 1), t0+67*minute, 10*minute))
+	if got := feedUntil(t, NewTravel(TravelConfig{}), recs, t0+24*60*minute); len(got) > 0 {
+		t.Fatalf("reported %+v", got[0])
 	}
 }

@@ -45,9 +45,12 @@ type KindScore struct {
 	// Delays from each detected incident's start to its first matching
 	// alert, sorted.
 	Delays []time.Duration
-	// Missed and Spurious name what went wrong, for the report.
+	// Missed, Spurious and Split name what went wrong, for the report:
+	// planted incidents without an alert, alerts without a planted
+	// incident, and planted incidents with more than one alert id.
 	Missed   []sim.Incident
 	Spurious []schemas.Alert
+	Split    []sim.Incident
 }
 
 // Precision is Matched / Raised (1 when nothing was raised).
@@ -110,6 +113,7 @@ func (r *Report) Add(o Report) {
 			slices.Sort(k.Delays)
 			k.Missed = append(k.Missed, ok.Missed...)
 			k.Spurious = append(k.Spurious, ok.Spurious...)
+			k.Split = append(k.Split, ok.Split...)
 		}
 		if !found {
 			r.Kinds = append(r.Kinds, ok)
@@ -164,6 +168,7 @@ func Score(incidents []sim.Incident, alerts []schemas.Alert) Report {
 			}
 			if n > 1 {
 				ks.Duplicated++
+				ks.Split = append(ks.Split, inc)
 			}
 		}
 		for _, id := range ids {
