@@ -28,6 +28,7 @@ type globals struct {
 	kafkaSASLMech string
 	kafkaSASLUser string
 	kafkaSASLPass string
+	kafkaSASLFile string
 
 	chAddr       string
 	chDatabase   string
@@ -50,7 +51,8 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.kafkaCAFile, "kafka-ca-file", "", "PEM file of the CA that signs the brokers' certificates (with --kafka-tls)")
 	f.StringVar(&g.kafkaSASLMech, "kafka-sasl-mechanism", "", "Kafka SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN")
 	f.StringVar(&g.kafkaSASLUser, "kafka-sasl-user", "", "Kafka SASL user")
-	f.StringVar(&g.kafkaSASLPass, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable)")
+	f.StringVar(&g.kafkaSASLPass, "kafka-sasl-password", "", "Kafka SASL password (prefer the environment variable or --kafka-sasl-password-file)")
+	f.StringVar(&g.kafkaSASLFile, "kafka-sasl-password-file", "", "file holding the Kafka SASL password, instead of --kafka-sasl-password")
 
 	f.StringVar(&g.chAddr, "clickhouse-addr", warehouse.DefaultAddr, "ClickHouse native-protocol address host:port")
 	f.StringVar(&g.chDatabase, "clickhouse-database", warehouse.DefaultDatabase, "ClickHouse database of Atlas")
@@ -123,6 +125,7 @@ func (g *globals) kafka() (kafkaconn.Config, error) {
 	c := kafkaconn.Config{
 		Brokers: kafkaconn.ParseBrokers(g.kafkaBrokers), TLS: g.kafkaTLS, CAFile: g.kafkaCAFile,
 		SASLMechanism: g.kafkaSASLMech, SASLUser: g.kafkaSASLUser, SASLPassword: g.kafkaSASLPass,
+		SASLPasswordFile: g.kafkaSASLFile,
 	}
 	if err := c.Validate(); err != nil {
 		return c, &usageError{err}

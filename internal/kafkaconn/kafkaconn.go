@@ -33,10 +33,15 @@ type Config struct {
 	TLS    bool
 	CAFile string
 	// SASLMechanism is "", "SCRAM-SHA-512", "SCRAM-SHA-256" or "PLAIN".
-	// SASLUser and SASLPassword are its credentials.
-	SASLMechanism string
-	SASLUser      string
-	SASLPassword  string
+	// SASLUser and SASLPassword are its credentials. SASLPasswordFile,
+	// instead of SASLPassword, names a file holding the password (one
+	// trailing newline is ignored); it is read each time a Transport or
+	// Dialer is built, so the password stays out of the environment and
+	// the process list.
+	SASLMechanism    string
+	SASLUser         string
+	SASLPassword     string
+	SASLPasswordFile string
 	// DialTimeout bounds connecting to one broker. Default 10 s.
 	DialTimeout time.Duration
 }
@@ -78,12 +83,15 @@ func (c Config) Validate() error {
 	}
 	switch strings.ToUpper(c.SASLMechanism) {
 	case "":
-		if c.SASLUser != "" {
-			return errors.New("a Kafka SASL user is set but no SASL mechanism (want SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)")
+		if c.SASLUser != "" || c.SASLPassword != "" || c.SASLPasswordFile != "" {
+			return errors.New("Kafka SASL credentials are set but no SASL mechanism (want SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)")
 		}
 	case "SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN":
-		if c.SASLUser == "" || c.SASLPassword == "" {
+		if c.SASLUser == "" || (c.SASLPassword == "" && c.SASLPasswordFile == "") {
 			return fmt.Errorf("Kafka SASL mechanism %s needs a user and a password", c.SASLMechanism)
+		}
+		if c.SASLPassword != "" && c.SASLPasswordFile != "" {
+			return errors.New("both a Kafka SASL password and a password file are set: use one")
 		}
 	default:
 		return fmt.Errorf("unknown Kafka SASL mechanism %q (want SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN)", c.SASLMechanism)
@@ -120,15 +128,28 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 }
 
 func (c Config) mechanism() (sasl.Mechanism, error) {
-	switch strings.ToUpper(c.SASLMechanism) {
-	case "":
+	mech := strings.ToUpper(c.SASLMechanism)
+	if mech == "" {
 		return nil, nil
+	}
+	password := c.SASLPassword
+	if c.SASLPasswordFile != "" {
+		b, err := os.ReadFile(c.SASLPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read Kafka SASL password file: %w", err)
+		}
+		password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if password == "" {
+			return nil, fmt.Errorf("cannot use Kafka SASL password file %s: it is empty", c.SASLPasswordFile)
+		}
+	}
+	switch mech {
 	case "PLAIN":
-		return plain.Mechanism{Username: c.SASLUser, Password: c.SASLPassword}, nil
+		return plain.Mechanism{Username: c.SASLUser, Password: password}, nil
 	case "SCRAM-SHA-256":
-		return scram.Mechanism(scram.SHA256, c.SASLUser, c.SASLPassword)
+		return scram.Mechanism(scram.SHA256, c.SASLUser, password)
 	default:
-		return scram.Mechanism(scram.SHA512, c.SASLUser, c.SASLPassword)
+		return scram.Mechanism(scram.SHA512, c.SASLUser, password)
 	}
 }
 
