@@ -51,8 +51,8 @@ runs); atlas-dense ranks by the dense taste and title vectors alone.
 --input is either a record file of 'atlas simulate --out' or 'atlas replay
 --out' (.gz or not: play starts are plays, stops and completes give the
 watched fraction, browse selects and add-to-lists are intents), or a rating
-log: MovieLens ratings.csv or ML-100k u.data, in (timestamp, user, item)
-order, every rating one play.`,
+log: MovieLens ratings.csv, ML-100k u.data (or RecBole's ml-100k.inter) or
+ML-1M ratings.dat, in (timestamp, user, item) order, every rating one play.`,
 		Example: `  # MovieLens-small
   atlas eval recs --input ../shared/data/movielens-latest-small/ratings.csv
 
@@ -84,7 +84,7 @@ order, every rating one play.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&input, "input", "", "record file (simulate/replay --out) or rating log (ratings.csv, u.data)")
+	f.StringVar(&input, "input", "", "record file (simulate/replay --out) or rating log (ratings.csv, u.data, ratings.dat)")
 	f.StringVar(&models, "models", "", "comma-separated models to compare (default popularity,item-knn,atlas; also atlas-dense)")
 	f.IntVar(&limit, "limit", 0, "stop after this many events (0: all)")
 	f.IntVar(&cfg.K, "k", 10, "cut-off of recall and NDCG")

@@ -8,8 +8,9 @@
 // The core is pure and knows nothing about Kafka:
 //
 //   - readers: [LoadRatings] / [ReadRatings] for ratings.csv
-//     (userId,movieId,rating,timestamp) and ML-100k's u.data (tab-separated,
-//     no header); [LoadMovies] / [ReadMovies] for movies.csv (quoted titles,
+//     (userId,movieId,rating,timestamp), ML-100k's u.data (tab-separated,
+//     no header, or RecBole's user_id:token… header) and ML-1M's ratings.dat
+//     ('::'-separated); [LoadMovies] / [ReadMovies] for movies.csv (quoted titles,
 //     '|'-separated genres) and u.item (Latin-1, 19 genre flags). The format
 //     is detected from the first line. A malformed line is a [*LineError]
 //     naming file, line and problem, or, with [ReadOptions.SkipBad], a count

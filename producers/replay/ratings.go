@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Format names a file layout that the readers understand.
@@ -22,8 +23,14 @@ const (
 	// and comma-separated rows, ratings in half stars.
 	FormatRatingsCSV Format = "ratings.csv"
 	// FormatUData is u.data of ML-100k: user, item, rating, timestamp
-	// separated by tabs, no header, whole stars.
+	// separated by tabs, no header, whole stars. A header of four
+	// tab-separated names starting with user, item, rating and timestamp
+	// (RecBole's atomic .inter files: "user_id:token\titem_id:token\t…")
+	// is accepted too.
 	FormatUData Format = "u.data"
+	// FormatRatingsDat is ratings.dat of ML-1M and ML-10M:
+	// UserID::MovieID::Rating::Timestamp, no header.
+	FormatRatingsDat Format = "ratings.dat"
 	// FormatMoviesCSV is movies.csv: the header movieId,title,genres; titles
 	// are quoted when they contain commas, genres are separated by '|' and
 	// "(no genres listed)" means none.
@@ -143,7 +150,7 @@ func (s *lineScanner) fail(format string, args ...any) error {
 type RatingsReader struct {
 	ls     *lineScanner
 	format Format
-	sep    byte
+	sep    []byte
 	// pending is the first data line of a header-less file, read while
 	// detecting the format.
 	pending []byte
@@ -175,20 +182,43 @@ func NewRatingsReader(r io.Reader, name string) (*RatingsReader, error) {
 		}
 	}
 	switch {
+	case bytes.Contains(first, []byte("::")):
+		rr.format, rr.sep = FormatRatingsDat, []byte("::")
 	case bytes.IndexByte(first, '\t') >= 0:
-		rr.format, rr.sep = FormatUData, '\t'
+		rr.format, rr.sep = FormatUData, []byte{'\t'}
 	case bytes.IndexByte(first, ',') >= 0:
-		rr.format, rr.sep = FormatRatingsCSV, ','
+		rr.format, rr.sep = FormatRatingsCSV, []byte{','}
 	default:
-		return nil, fmt.Errorf("cannot detect the format of %s: line %d has neither tabs (u.data) nor commas (ratings.csv): %q",
+		return nil, fmt.Errorf("cannot detect the format of %s: line %d has none of tabs (u.data), '::' (ratings.dat) or commas (ratings.csv): %q",
 			name, rr.ls.line, truncate(first))
 	}
-	if first[0] >= '0' && first[0] <= '9' {
+	switch {
+	case first[0] >= '0' && first[0] <= '9':
 		rr.pending, rr.hasPend = append([]byte(nil), first...), true
-	} else if rr.format != FormatRatingsCSV || string(bytes.TrimSpace(first)) != ratingsHeader {
+	case rr.format == FormatRatingsCSV && string(bytes.TrimSpace(first)) == ratingsHeader:
+	case rr.format == FormatUData && isTabHeader(first):
+	case rr.format == FormatUData:
+		return nil, rr.ls.fail("expected a data row or a header naming user, item, rating and timestamp, found %q", truncate(first))
+	default:
 		return nil, rr.ls.fail("expected the header %q or a data row, found %q", ratingsHeader, truncate(first))
 	}
 	return rr, nil
+}
+
+// isTabHeader reports whether line names the four columns of a
+// tab-separated rating log: user, item, rating, timestamp, each name
+// possibly followed by more (RecBole writes "user_id:token").
+func isTabHeader(line []byte) bool {
+	names := strings.Split(strings.ToLower(strings.TrimSpace(string(line))), "\t")
+	if len(names) != 4 {
+		return false
+	}
+	for i, want := range []string{"user", "item", "rating", "timestamp"} {
+		if !strings.HasPrefix(names[i], want) {
+			return false
+		}
+	}
+	return true
 }
 
 // Format returns the detected format.
@@ -229,13 +259,13 @@ func (r *RatingsReader) parse(b []byte) (Interaction, error) {
 	for i := range f {
 		var found bool
 		if i < 3 {
-			f[i], rest, found = bytes.Cut(rest, []byte{r.sep})
+			f[i], rest, found = bytes.Cut(rest, r.sep)
 			if !found {
 				return Interaction{}, r.ls.fail("want 4 fields (user, item, rating, timestamp), found %d: %q", i+1, truncate(b))
 			}
 		} else {
 			f[i] = rest
-			if bytes.IndexByte(rest, r.sep) >= 0 {
+			if bytes.Contains(rest, r.sep) {
 				return Interaction{}, r.ls.fail("want 4 fields (user, item, rating, timestamp), found more: %q", truncate(b))
 			}
 		}

@@ -56,6 +56,33 @@ func TestReadRatingsUData(t *testing.T) {
 	}
 }
 
+func TestReadRatingsDatOfML1M(t *testing.T) {
+	const text = "1::1193::5::978300760\n1::661::3::978302109\n"
+	rows, st := readRatings(t, "ratings.dat", text, ReadOptions{})
+	want := []Interaction{
+		{Time: 978300760, User: 1, Item: 1193, HalfStars: 10},
+		{Time: 978302109, User: 1, Item: 661, HalfStars: 6},
+	}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Fatalf("rows (-want +got):\n%s", diff)
+	}
+	if st.Format != FormatRatingsDat {
+		t.Fatalf("format = %s, want ratings.dat", st.Format)
+	}
+}
+
+func TestReadRatingsTabSeparatedWithAHeaderOfRecBole(t *testing.T) {
+	const text = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n196\t242\t3\t881250949\n"
+	rows, st := readRatings(t, "ml-100k.inter", text, ReadOptions{})
+	if want := []Interaction{{Time: 881250949, User: 196, Item: 242, HalfStars: 6}}; !cmp.Equal(want, rows) || st.Format != FormatUData {
+		t.Fatalf("rows = %+v (%s), want %+v", rows, st.Format, want)
+	}
+	_, err := NewRatingsReader(strings.NewReader("item\tuser\trating\ttimestamp\n"), "swapped.tsv")
+	if err == nil || !strings.Contains(err.Error(), "header naming user, item, rating and timestamp") {
+		t.Fatalf("a header in another order: err = %v", err)
+	}
+}
+
 func TestReadRatingsAcceptsAHeaderlessCSVAndAByteOrderMark(t *testing.T) {
 	rows, _ := readRatings(t, "x", "\xef\xbb\xbf1,2,3.5,100\n", ReadOptions{})
 	if want := []Interaction{{Time: 100, User: 1, Item: 2, HalfStars: 7}}; !cmp.Equal(want, rows) {
