@@ -3,6 +3,7 @@
 //	GET /v1/profiles/{id}/recommendations?k=10&country=DE
 //	GET /v1/profiles/{id}/embedding
 //	GET /v1/model
+//	DELETE /v1/profiles/{id}   erase the profile (see [Erased])
 //
 // A profile lives in the member that owns its partition. A request for a
 // profile of a partition this member does not own is forwarded, once, to
@@ -82,6 +83,7 @@ func Handler(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /v1/profiles/{id}/recommendations", s.recommendations)
 	mux.HandleFunc("GET /v1/profiles/{id}/embedding", s.embedding)
 	mux.HandleFunc("GET /v1/model", s.model)
+	mux.HandleFunc("DELETE /v1/profiles/{id}", s.erase)
 	return mux, nil
 }
 
@@ -245,7 +247,7 @@ func (s *server) elsewhere(w http.ResponseWriter, r *http.Request, part int) {
 }
 
 func (s *server) forward(w http.ResponseWriter, r *http.Request, addr string) bool {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://"+addr+r.URL.RequestURI(), nil)
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), nil)
 	if err != nil {
 		return false
 	}
