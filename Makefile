@@ -26,7 +26,7 @@ unit: ## fast tests only (no services)
 lint: ## go vet, gofmt
 	scripts/lint.sh
 
-demo: build ## start Kafka and ClickHouse, create topics and tables, check the setup
+demo: build ## Kafka, ClickHouse and the roles over a minute of simulated traffic: queries, alerts vs planted incidents, recommendations, throughput; then the dashboard
 	scripts/demo.sh
 
 bench: ## benchmarks that print numbers: codec, processor, simulator, replay, sink, gateway

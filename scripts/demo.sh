@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
 # make demo: start real Kafka and ClickHouse, create Atlas's topics and
-# tables, run the consumer roles, simulate about 30 s of traffic (about half
-# an hour of simulated viewing ending now), print what content strategy and
-# ops would look at, and leave the dashboard running until Ctrl-C, which
-# stops the roles and the dashboard cleanly. Safe to run again: each run adds
-# new traffic. ATLAS_DEMO_EXIT=1 stops right after printing (for scripts).
+# tables, run the three consumer roles, simulate about a minute of traffic
+# (one to two hours of simulated viewing that ends now, with planted fraud
+# and quality incidents), print what content strategy, trust & safety,
+# personalization and ops would look at, and leave the dashboard running
+# until Ctrl-C, which stops the roles and the dashboard cleanly.
+#
+# Safe to run again: each run has its own topics (prefix demo-<time>.),
+# because its simulated hour ends now and would be "late" on the topics of a
+# run that ended minutes ago. The previous run's topics are deleted; the rows
+# it wrote to ClickHouse stay (they name their source topic).
+#
+#   ATLAS_DEMO_EXIT=1                  stop after printing (for scripts)
+#   ATLAS_DEMO_RATE, ATLAS_DEMO_SECONDS  events/s and wall seconds of traffic (3000, 60)
+#   ATLAS_DEMO_SEED                    the simulator's seed (7: the same catalog every run)
+#   ATLAS_DEMO_EPOCH                   simulated start instead of "ends now", e.g. 00:00 UTC,
+#                                      when the degraded US cells have prime-time viewers
+#                                      (the dashboard then needs ?period=24h)
+#   ATLAS_DEMO_OPS_ADDR, ATLAS_DEMO_RECS_ADDR, ATLAS_DEMO_DASHBOARD_ADDR
+#                                      metrics, recommendations API and dashboard
+#                                      (default: 127.0.0.1:9464, :9470, :8080, or
+#                                      another port when one is taken)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ATLAS_ROOT"
@@ -18,16 +34,40 @@ atlas=bin/atlas
 [[ -x $atlas ]] || die "bin/atlas is missing: run make build"
 demo_dir="$ATLAS_RUN_DIR/demo"
 mkdir -p "$demo_dir"
+rate=${ATLAS_DEMO_RATE:-3000}
+seconds=${ATLAS_DEMO_SECONDS:-60}
+seed=${ATLAS_DEMO_SEED:-7}
+events=$((rate * seconds))
 
-log "creating topics (atlas topology apply)"
+# free_addr PORT...: 127.0.0.1 and the first of the ports nobody listens on.
+free_addr() {
+	local p
+	for p in "$@"; do
+		port_open 127.0.0.1 "$p" || { echo "127.0.0.1:$p"; return 0; }
+	done
+	die "ports $* are all taken: set ATLAS_DEMO_*_ADDR"
+}
+ops=${ATLAS_DEMO_OPS_ADDR:-$(free_addr 9464 19464 29464)}
+recs=${ATLAS_DEMO_RECS_ADDR:-$(free_addr 9470 19470 29470)}
+dash=${ATLAS_DEMO_DASHBOARD_ADDR:-$(free_addr 8080 18080 28080)}
+
+run_id=$(date -u +%s)
+if [[ -s $demo_dir/prefix ]]; then
+	old=$(cat "$demo_dir/prefix")
+	log "deleting the topics of the previous demo run (${old})"
+	ATLAS_TOPIC_PREFIX=$old $atlas demo clean || log "could not delete them (continuing)"
+fi
+export ATLAS_TOPIC_PREFIX="demo-$run_id."
+echo "$ATLAS_TOPIC_PREFIX" >"$demo_dir/prefix"
+
+log "creating topics (atlas topology apply, prefix $ATLAS_TOPIC_PREFIX)"
 $atlas topology apply >/dev/null
 log "applying ClickHouse migrations (atlas clickhouse migrate)"
 $atlas clickhouse migrate
 $atlas doctor
 
-ops=${ATLAS_DEMO_OPS_ADDR:-127.0.0.1:9464}
-log "starting the consumer roles (atlas run all), metrics on http://$ops/metrics"
-$atlas run all --ops-addr "$ops" >"$demo_dir/run.log" 2>&1 &
+log "starting the consumer roles (atlas run all): metrics on http://$ops/metrics, recommendations on http://$recs"
+ATLAS_EMBEDDINGS_ADDR=$recs $atlas run all --ops-addr "$ops" >"$demo_dir/run.log" 2>&1 &
 run_pid=$!
 dash_pid=
 stop_all() {
@@ -41,41 +81,42 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'exit 0' INT TERM
-wait_until 60 "the consumers to join their groups" curl -fsS "http://$ops/readyz" ||
+wait_until 90 "the consumers to join their groups" curl -fsS "http://$ops/readyz" ||
 	{ tail -20 "$demo_dir/run.log"; die "the consumers did not become ready"; }
 
-# 60,000 events at 2,000/s cover about 30 minutes of simulated viewing;
-# start the simulated clock 30 minutes ago so the data ends about now.
-epoch=$(date -u -d '-30 min' +%Y-%m-%dT%H:%M:00Z)
-seed=$(( $(date +%s) % 100000 ))
-log "simulating traffic (seed $seed, from $epoch)"
-$atlas simulate --seed "$seed" --epoch "$epoch" --rate 2000 --duration 30s \
-	--truth "$demo_dir/truth-$seed.json" --log-every 5s
+# The simulated period should end about now. How much simulated time the
+# events cover depends on the hour (viewers sleep), so measure it with a
+# run to nowhere (a second or two), then start that long ago.
+simulate=($atlas simulate --seed "$seed" --events "$events")
+sim_span() {
+	"${simulate[@]}" --epoch "$1" --no-kafka --out /dev/null --log-every 0 |
+		awk '/^simulated time/ {sub(",", "", $5); print $3, $5}'
+}
+if [[ -n ${ATLAS_DEMO_EPOCH:-} ]]; then
+	epoch=$ATLAS_DEMO_EPOCH
+else
+	read -r first last < <(sim_span "$(date -u -d '-90 min' +%Y-%m-%dT%H:%M:00Z)")
+	span=$(($(date -d "$last" +%s) - $(date -d "$first" +%s)))
+	epoch=$(date -u -d "@$(($(date +%s) - span))" +%Y-%m-%dT%H:%M:00Z)
+fi
 
-lag() { curl -fsS "http://$ops/metrics" | awk '/^atlas_engine_lag_records/ {s += $2} END {print s + 0}'; }
-caught_up() { [[ $(lag) == 0 ]]; }
-log "waiting for the consumers to catch up"
-wait_until 60 "consumer lag 0" caught_up
-sleep 2
-events=$(curl -fsS "http://$ops/metrics" | awk '/^atlas_engine_events_total/ {s += $2} END {printf "%d", s}')
+truth="$demo_dir/truth-$run_id.json"
+log "simulating $events events at $rate/s (seed $seed, simulated time from $epoch)"
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+"${simulate[@]}" --epoch "$epoch" --rate "$rate" --truth "$truth" --log-every 10s
 
-for q in trending completion funnel quality; do
-	echo
-	echo "== atlas query $q --from -2h --limit 8"
-	$atlas query "$q" --from -2h --limit 8
-done
-echo
-echo "== atlas query genre-gap --from -2h --country US --limit 5"
-$atlas query genre-gap --from -2h --country US --limit 5
-dash=${ATLAS_DEMO_DASHBOARD_ADDR:-127.0.0.1:8080}
+status=0
+$atlas demo report --truth "$truth" --since "$started" --ops-addr "$ops" --recs-addr "$recs" || status=$?
+
 $atlas dashboard --listen "$dash" >"$demo_dir/dashboard.log" 2>&1 &
 dash_pid=$!
 wait_until 30 "the dashboard" curl -fsS "http://$dash/healthz" ||
 	{ tail -20 "$demo_dir/dashboard.log"; die "the dashboard did not start"; }
 
 echo
-echo "Consumers processed $events records; lag $(lag). Ground truth: $demo_dir/truth-$seed.json"
-echo "Logs: $demo_dir/run.log, $demo_dir/dashboard.log. Kafka and ClickHouse keep running (make down stops them)."
+echo "Ground truth: $truth. Logs: $demo_dir/run.log, $demo_dir/dashboard.log."
+echo "Kafka and ClickHouse keep running (make down stops them)."
+((status == 0)) || log "the report found problems (exit $status): see above"
 echo
 echo "Dashboard: http://$dash/   (Ctrl-C stops the roles and the dashboard)"
 if [[ ${ATLAS_DEMO_EXIT:-0} != 1 ]]; then
