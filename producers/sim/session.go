@@ -35,6 +35,12 @@ const (
 const (
 	heartbeatMs  = 30_000
 	maxAutoplays = 3
+	// A viewer who stops a title within sampleMs of starting it goes back
+	// to the rows with probability resample, up to maxPicks times a
+	// session.
+	sampleMs = 10 * 60_000
+	resample = 0.6
+	maxPicks = 3
 )
 
 type session struct {
@@ -49,26 +55,32 @@ type session struct {
 	isp  int // global ISP index
 	cdn  int
 	inc  *incident // planted incident this session belongs to, or nil
+	// intent is the taste community the viewer is in the mood for
+	// (taste.go), or srcExplore.
+	intent int
 
 	pending []item
 	head    int
 
 	phase uint8
 	// playback state
-	ti        int
-	pos       int64
-	stopAt    int64
-	played    int64 // content played since the previous event of the session
-	level     int   // index in bitrateLadder
-	chunkT    int64 // start of the next heartbeat interval
-	stallPM   float64
-	stallLen  float64
-	switchPM  float64
-	retries   int
-	autoplays int
-	forceMs   int64
-	startT    int64 // first event time sent on
-	lastT     int64 // last event time sent on
+	ti         int
+	pos        int64
+	stopAt     int64
+	played     int64 // content played since the previous event of the session
+	level      int   // index in bitrateLadder
+	chunkT     int64 // start of the next heartbeat interval
+	stallPM    float64
+	stallLen   float64
+	switchPM   float64
+	retries    int
+	autoplays  int
+	picks      int   // titles picked from the rows after the first
+	startPos   int64 // position the current playback started at
+	stalledOut bool  // stalls made the viewer decide to leave
+	forceMs    int64
+	startT     int64 // first event time sent on
+	lastT      int64 // last event time sent on
 	// bot / stuffing state
 	botEnd  int64
 	botStep int
@@ -121,12 +133,12 @@ func (g *Generator) artFor(p *profile, ti int) int {
 	return t.artBase + int(mix64(uint64(p.idx)<<21^uint64(ti)^g.artKey)%uint64(len(t.arts)))
 }
 
-func (g *Generator) affinity(p *profile, ti int) float64 { return p.taste.dot(&g.w.titles[ti].vec) }
-
-// rowTitles fills dst with the titles of a row as the profile sees it.
-func (g *Generator) rowTitles(dst []int, p *profile, row, k int) []int {
+// rowTitles fills dst with the titles of a row as the session's profile
+// sees it.
+func (g *Generator) rowTitles(dst []int, s *session, row, k int) []int {
 	r := g.rT
 	w := g.w
+	p := s.prof
 	add := func(ti int) {
 		if !slices.Contains(dst, ti) {
 			dst = append(dst, ti)
@@ -150,27 +162,41 @@ func (g *Generator) rowTitles(dst []int, p *profile, row, k int) []int {
 			add(r.IntN(len(w.titles)))
 		}
 	case rowTopPicks, rowBecause, rowSearch:
+		// The service's picks know the profile's taste, most of the time;
+		// "because you watched" comes from the latest title's community;
+		// search results from the one the viewer is looking for.
 		var cand [40]int
-		n := min(len(cand), 4*k)
+		var aff [40]float64
+		n := min(len(cand), 3*k)
 		for i := 0; i < n; i++ {
-			cand[i] = w.sampleTitle(r)
-		}
-		c := cand[:n]
-		slices.SortStableFunc(c, func(a, b int) int {
-			fa, fb := g.affinity(p, a), g.affinity(p, b)
 			switch {
-			case fa > fb:
-				return -1
-			case fa < fb:
-				return 1
+			case row == rowSearch:
+				cand[i] = w.sampleFrom(r, s.intent)
+			case row == rowBecause && p.last >= 0:
+				cand[i] = w.sampleFrom(r, w.titles[p.last].comm)
+			case r.Float64() < 0.75:
+				cand[i] = w.sampleFrom(r, p.intent(r))
+			default:
+				cand[i] = w.sampleTitle(r)
 			}
-			return 0
-		})
-		for _, ti := range c {
+			aff[i] = g.affinity(p, cand[i])
+		}
+		if row == rowTopPicks {
+			// Insertion sort by affinity, stable: n ≤ 40.
+			for i := 1; i < n; i++ {
+				for j := i; j > 0 && aff[j] > aff[j-1]; j-- {
+					aff[j], aff[j-1] = aff[j-1], aff[j]
+					cand[j], cand[j-1] = cand[j-1], cand[j]
+				}
+			}
+		}
+		for _, ti := range cand[:n] {
 			if len(dst) >= k {
 				break
 			}
-			add(ti)
+			if row != rowBecause || ti != p.last {
+				add(ti)
+			}
 		}
 	default: // trending
 		for a := 0; a < 3*k && len(dst) < k; a++ {
@@ -181,13 +207,38 @@ func (g *Generator) rowTitles(dst []int, p *profile, row, k int) []int {
 }
 
 // selectProb is the chance that a viewer selects an impression: it grows
-// with taste affinity and the artwork's appeal and falls with the rank.
-func selectProb(aff float64, rank int, artFactor float64, search bool) float64 {
-	p := 0.03 * artFactor * math.Exp(3*(aff-0.2)) / (1 + 0.25*float64(rank))
+// with how well the title fits the viewer's intent and the artwork's
+// appeal, and falls with the rank.
+func selectProb(fit float64, rank int, artFactor float64, search bool) float64 {
+	p := selectBase * artFactor * fit / (1 + 0.25*float64(rank))
 	if search {
 		p *= 4
 	}
 	return math.Min(p, 0.7)
+}
+
+// selectBase is the chance to select the first impression of a row when
+// it fits the viewer's intent perfectly and its artwork is average.
+const selectBase = 0.15
+
+// fit is how well title ti suits session s, 0..1, for selectProb: a title
+// of the intended community fits best, one the profile likes otherwise
+// less, one outside its taste least; with no particular intent, anything
+// shown will do, favourites better.
+func (g *Generator) fit(s *session, ti int, row int, aff float64) float64 {
+	var f float64
+	if s.intent == srcExplore {
+		f = 0.25 + 0.35*aff
+	} else {
+		f = 0.04 + 0.3*aff
+		if g.w.titles[ti].comm == s.intent {
+			f += 0.66
+		}
+	}
+	if row == rowContinue {
+		f = max(f, 0.6) // they started it, and mean to go on
+	}
+	return min(f, 1)
 }
 
 // browse generates the browse part of a normal session starting at t and,
@@ -195,16 +246,25 @@ func selectProb(aff float64, rank int, artFactor float64, search bool) float64 {
 func (g *Generator) browse(s *session, t int64) {
 	r := g.rT
 	p := s.prof
+	s.intent = p.intent(r)
 	if len(p.history) > 0 && r.Float64() < 0.15 {
 		// Straight back into something half watched (deep link, resume).
 		h := p.history[len(p.history)-1]
 		g.startPlayback(s, t, h.title, h.pos, -1, -1)
 		return
 	}
+	g.browseRows(s, t)
+}
+
+// browseRows is the browsing of a session from t on: a search or a scan of
+// the rows, and the start of a playback if the viewer picks something.
+func (g *Generator) browseRows(s *session, t int64) {
+	r := g.rT
+	p := s.prof
 	var buf [16]int
 	if r.Float64() < 0.1 {
 		// Search: a query, then a row of results.
-		q := g.w.titles[g.rowTitles(buf[:0], p, rowSearch, 1)[0]]
+		q := g.w.titles[g.rowTitles(buf[:0], s, rowSearch, 1)[0]]
 		query := q.name
 		if r.IntN(2) == 0 {
 			query = q.genres[0]
@@ -236,7 +296,7 @@ func (g *Generator) browse(s *session, t int64) {
 func (g *Generator) scanRow(s *session, t *int64, row, k int, buf []int) bool {
 	r := g.rT
 	p := s.prof
-	titles := g.rowTitles(buf, p, row, k)
+	titles := g.rowTitles(buf, s, row, k)
 	for rank, ti := range titles {
 		art := g.artFor(p, ti)
 		aff := g.affinity(p, ti)
@@ -257,7 +317,7 @@ func (g *Generator) scanRow(s *session, t *int64, row, k int, buf []int) bool {
 				*t += 400 + r.Int64N(800)
 			}
 		}
-		if r.Float64() < selectProb(aff, rank, g.w.titles[ti].artFactor[art-g.w.titles[ti].artBase], row == rowSearch) {
+		if r.Float64() < selectProb(g.fit(s, ti, row, aff), rank, g.w.titles[ti].artFactor[art-g.w.titles[ti].artBase], row == rowSearch) {
 			g.addBrowse(s, *t, schemas.BrowseSelect, ti, row, rank, art, 0)
 			*t += 500 + r.Int64N(2000)
 			pos := int64(0)
@@ -278,11 +338,16 @@ func (g *Generator) startPlayback(s *session, t int64, ti int, pos int64, row, a
 	r := g.rT
 	s.ti = ti
 	s.phase = phasePlay
+	if s.kind == kindNormal {
+		s.prof.last = ti
+	}
 	tt := g.w.titles[ti]
 	if pos >= tt.durMs-60_000 {
 		pos = 0
 	}
 	s.pos = pos
+	s.startPos = pos
+	s.stalledOut = false
 	degraded := g.degraded(s, t)
 	if s.stallPM == 0 && s.switchPM == 0 {
 		nc := netBroadband
@@ -450,6 +515,7 @@ func (g *Generator) chunk(s *session) {
 			// Stalls drive viewers away.
 			if s.kind == kindNormal && r.Float64() < 0.03+0.25*float64(rb)/30_000 {
 				s.stopAt = min(s.stopAt, s.pos+1000+r.Int64N(8000), tt.durMs-1)
+				s.stalledOut = true
 			}
 		case evSwitch:
 			up := r.IntN(2) == 0
@@ -506,9 +572,14 @@ func (g *Generator) finish(s *session, t int64) {
 		s.pos = tt.durMs
 		g.addPlay(s, t, schemas.PlayComplete)
 		g.forget(s.prof, s.ti)
+		if s.kind == kindNormal && tt.typ == schemas.TitleSeries && r.Float64() < followSeries {
+			// The next episode waits in continue-watching (unless
+			// autoplay starts it right away).
+			g.remember(s.prof, s.ti, 0)
+		}
 		if s.kind == kindNormal && r.Float64() < 0.15 {
 			aff := g.affinity(s.prof, s.ti)
-			stars := math.Round((3+2.5*aff+0.8*r.NormFloat64())*2) / 2
+			stars := math.Round((2.2+2.6*aff+0.8*r.NormFloat64())*2) / 2
 			e := g.addBrowse(s, t+3000+r.Int64N(5000), schemas.BrowseRating, s.ti, -1, 0, -1, 0)
 			e.Rating = math.Max(0.5, math.Min(5, stars))
 			s.phase = phaseDone // the rating screen ends the session
@@ -527,6 +598,15 @@ func (g *Generator) finish(s *session, t int64) {
 	g.addPlay(s, t, schemas.PlayStop)
 	g.remember(s.prof, s.ti, s.pos)
 	s.phase = phaseDone
+	if s.kind == kindNormal && !s.stalledOut && s.picks < maxPicks && s.pos-s.startPos < sampleMs && r.Float64() < resample {
+		// Not what they wanted: back to the rows for something else.
+		s.picks++
+		s.retries = 0
+		if r.Float64() < 0.3 {
+			s.intent = s.prof.intent(r)
+		}
+		g.browseRows(s, t+2000+r.Int64N(8000))
+	}
 }
 
 func (g *Generator) remember(p *profile, ti int, pos int64) {

@@ -159,17 +159,35 @@ type LateEvent struct {
 	Partition int    `json:"p"`
 }
 
-// ProfileTaste is a profile's latent taste vector.
+// ProfileTaste is a profile's planted taste: where its intents come from
+// (see the package doc, "Taste") and a latent vector that follows its
+// genres.
 type ProfileTaste struct {
 	ProfileID string    `json:"id"`
 	AccountID string    `json:"acc"`
 	Taste     []float32 `json:"taste"`
+	// Favourites are the profile's taste communities, each with the share
+	// of its sessions it is the intent of.
+	Favourites []TasteSource `json:"favourites"`
+	// Explore is the share of sessions without a particular intent.
+	Explore float64 `json:"explore"`
 }
 
-// TitleVector is a title's latent vector and its Zipf popularity weight.
+// TasteSource is a favourite community of a profile, named by its main
+// genre, its language if it has one, and a number ("drama-ko-1"), and the
+// share of the profile's sessions it is the intent of.
+type TasteSource struct {
+	Community string  `json:"community"`
+	Share     float64 `json:"share"`
+}
+
+// TitleVector is a title's latent vector, its taste community and its
+// popularity (the share of picks it can expect; see the package doc,
+// "Taste").
 type TitleVector struct {
 	TitleID    string    `json:"id"`
 	Vector     []float32 `json:"vec"`
+	Community  string    `json:"community"`
 	Popularity float64   `json:"pop"`
 }
 
@@ -432,10 +450,14 @@ func (a *accumulator) finish() *Truth {
 	}
 	t.Incidents = g.finishIncidents(t)
 	for _, p := range w.profiles {
-		t.Profiles = append(t.Profiles, ProfileTaste{ProfileID: p.id, AccountID: p.acc.id, Taste: slices.Clone(p.taste[:])})
+		pt := ProfileTaste{ProfileID: p.id, AccountID: p.acc.id, Taste: slices.Clone(p.taste[:]), Explore: p.explore}
+		for _, s := range p.src {
+			pt.Favourites = append(pt.Favourites, TasteSource{Community: w.comms[s.src].name, Share: s.w})
+		}
+		t.Profiles = append(t.Profiles, pt)
 	}
 	for _, ti := range w.titles {
-		t.Titles = append(t.Titles, TitleVector{TitleID: ti.id, Vector: slices.Clone(ti.vec[:]), Popularity: ti.pop})
+		t.Titles = append(t.Titles, TitleVector{TitleID: ti.id, Vector: slices.Clone(ti.vec[:]), Community: w.comms[ti.comm].name, Popularity: ti.pop})
 	}
 	return t
 }

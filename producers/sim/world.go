@@ -18,14 +18,6 @@ const Dim = 8
 
 type vec [Dim]float32
 
-func (a *vec) dot(b *vec) float64 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return float64(s)
-}
-
 func (a *vec) normalize() {
 	var s float64
 	for _, x := range a {
@@ -95,14 +87,17 @@ type title struct {
 	idx       int
 	id        string
 	name      string
-	genres    []string
+	genres    []string // the first is its main genre
+	gs        []uint8  // indices of genres
+	comm      int      // taste community (taste.go)
 	country   string
 	release   string
 	releaseMs int64
 	durMs     int64
 	typ       schemas.TitleType
 	vec       vec
-	pop       float64 // Zipf weight
+	appeal    float64 // Zipf weight within its main genre
+	pop       float64 // expected share of the population's picks, up to a constant
 	arts      []string
 	artFactor []float64
 	artBase   int // global index of arts[0]
@@ -146,6 +141,13 @@ type profile struct {
 	part    int
 	active  bool
 	history []histEntry // in-progress titles, newest last, at most 5
+	last    int         // title of the latest playback started, -1 none
+
+	// The planted taste (taste.go).
+	src     []source  // favourite genres and language
+	srcCDF  []float64 // cumulative weights of src, then of exploring
+	srcMax  float64   // weight of the most liked source
+	explore float64
 }
 
 // world is everything fixed at the start of a run: catalog and population.
@@ -153,7 +155,12 @@ type world struct {
 	titles    []*title
 	popCDF    []float64 // cumulative Zipf weights, by title index
 	top10     []int
-	recent    []int // titles released in the year before the epoch
+	recent    []int       // titles released in the year before the epoch
+	cent      []vec       // genre centroids
+	comms     []community // taste communities (taste.go)
+	commCDF   []float64   // their cumulative shares
+	srcTitles [][]int32   // titles of each community
+	srcCDF    [][]float64 // their cumulative appeal within it
 	arts      []string
 	accounts  []*account
 	profiles  []*profile
@@ -256,6 +263,8 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 		}
 		cent[g].normalize()
 	}
+	w.cent = cent
+	w.buildCommunities(r, cfg.Titles)
 	originCDF := cumulative(len(origins), func(i int) float64 { return origins[i].w })
 	epochMs := cfg.Epoch.UnixMilli()
 
@@ -267,20 +276,37 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 		if r.IntN(3) == 0 {
 			t.name += " " + strconv.Itoa(2+r.IntN(3))
 		}
+		// A community, as common in the catalog as among favourites: its
+		// main genre, up to two others, its language if it has one.
+		t.comm = pickWeighted(r, w.commCDF)
+		cm := &w.comms[t.comm]
 		ng := 1 + r.IntN(3)
-		gi := r.Perm(len(genres))[:ng]
-		slices.Sort(gi)
-		for _, g := range gi {
-			t.genres = append(t.genres, genres[g])
-			for k := range t.vec {
-				t.vec[k] += cent[g][k]
+		gi := []int{cm.genre}
+		for len(gi) < ng {
+			if g := r.IntN(len(genres)); !slices.Contains(gi, g) {
+				gi = append(gi, g)
 			}
 		}
-		for k := range t.vec {
-			t.vec[k] += float32(0.45 * r.NormFloat64())
+		t.vec = cm.cent
+		for k, g := range gi {
+			t.genres = append(t.genres, genres[g])
+			t.gs = append(t.gs, uint8(g))
+			if k > 0 {
+				for i := range t.vec {
+					t.vec[i] += 0.3 * cent[g][i]
+				}
+			}
+		}
+		for i := range t.vec {
+			t.vec[i] += float32(0.3 * r.NormFloat64())
 		}
 		t.vec.normalize()
-		t.country = origins[pickWeighted(r, originCDF)].cc
+		if cm.lang >= 0 {
+			o := langs[cm.lang].origins
+			t.country = o[r.IntN(len(o))]
+		} else {
+			t.country = origins[pickWeighted(r, originCDF)].cc
+		}
 		// Release: mostly recent; a tail back to the 1970s.
 		ageDays := int64(r.ExpFloat64() * 5 * 365)
 		if ageDays > 56*365 {
@@ -298,9 +324,9 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 			t.typ = schemas.TitleFilm
 			t.durMs = int64(80+r.IntN(91))*60_000 + int64(r.IntN(60))*1000
 		}
-		t.pop = 1 / math.Pow(float64(ranks[i]+1), 1.0)
+		t.appeal = 1
 		if ageDays < 60 {
-			t.pop *= 4 // new releases get a push
+			t.appeal = 4 // new releases get a push
 		}
 		na := 1 + r.IntN(3)
 		t.artBase = len(w.arts)
@@ -315,6 +341,7 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 			w.recent = append(w.recent, i)
 		}
 	}
+	w.buildPopularity(ranks)
 	w.popCDF = cumulative(len(w.titles), func(i int) float64 { return w.titles[i].pop })
 	byPop := make([]int, len(w.titles))
 	for i := range byPop {
@@ -365,18 +392,9 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 		}
 		np := 1 + pickWeighted(r, profCDF)
 		for k := 0; k < np && len(w.profiles) < cfg.Profiles; k++ {
-			pr := &profile{idx: len(w.profiles), id: "pro-" + strconv.Itoa(a.idx+1) + "-" + strconv.Itoa(k+1), acc: a}
-			g1 := r.IntN(len(genres))
-			for i := range pr.taste {
-				pr.taste[i] = cent[g1][i] + float32(0.6*r.NormFloat64())
-			}
-			if r.IntN(2) == 0 {
-				g2 := r.IntN(len(genres))
-				for i := range pr.taste {
-					pr.taste[i] += 0.6 * cent[g2][i]
-				}
-			}
-			pr.taste.normalize()
+			pr := &profile{idx: len(w.profiles), id: "pro-" + strconv.Itoa(a.idx+1) + "-" + strconv.Itoa(k+1), acc: a, last: -1}
+			kids := np >= 2 && k == np-1 && r.Float64() < kidsProfile
+			w.plantTaste(r, pr, w.countries[w.cityCC[a.city]], kids)
 			// A profile mostly uses one or two of the account's devices.
 			pr.devices = append(pr.devices, a.devices[r.IntN(len(a.devices))])
 			if len(a.devices) > 1 && r.IntN(2) == 0 {
