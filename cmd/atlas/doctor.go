@@ -20,12 +20,25 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check Kafka, ClickHouse and every user Atlas connects as",
-		Long: `Check, one line each: the Kafka brokers answer and Atlas's topics exist
-as declared; ClickHouse answers for the admin, writer and reader users, the
-migrations are applied, the writer cannot run DDL and the reader cannot
-write. Exits 3 when a check fails.`,
+		Long: `Check, one line each, every service and user Atlas needs:
+
+  kafka brokers      the brokers answer (with the TLS/SASL settings given)
+  kafka topics       every topic of the topology exists as declared
+  kafka group ROLE   each consuming role's group: members, state, partitions
+                     with a committed position (a group that never ran, or
+                     has no member running, is a warning, not a failure)
+  clickhouse admin   logs in; may write and run DDL (migrations)
+  clickhouse schema  no migration is pending
+  clickhouse writer  logs in and reads the tables; may write, may not run DDL
+  clickhouse reader  logs in and reads the tables; may not write
+
+Exits 0 when every check passed (warnings included), 3 when one failed, 2
+on bad flags or configuration.`,
 		Example: `  eval "$(scripts/kafka.sh env)"; eval "$(scripts/clickhouse.sh env)"
-  atlas doctor`,
+  atlas doctor
+
+  # another instance on the same cluster, with a longer time limit
+  ATLAS_TOPIC_PREFIX=staging. atlas doctor --timeout 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			checks, err := doctorChecks(g)
@@ -35,6 +48,10 @@ write. Exits 3 when a check fails.`,
 			rs := doctor.Run(cmd.Context(), cmd.OutOrStdout(), timeout, checks)
 			if n := doctor.Failed(rs); n > 0 {
 				return &problemsError{fmt.Sprintf("%d of %d checks failed", n, len(rs))}
+			}
+			if n := doctor.Warned(rs); n > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d checks passed, %d with a warning\n", len(rs), n)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "all %d checks passed\n", len(rs))
 			return nil
@@ -87,18 +104,35 @@ func doctorChecks(g *globals) ([]doctor.Check, error) {
 		},
 	}}
 
+	for _, r := range topology.Default(topology.Options{Prefix: g.topicPrefix}).Roles {
+		if r.Group == "" {
+			continue
+		}
+		checks = append(checks, doctor.Check{
+			Name: "kafka group " + string(r.Name),
+			Hint: "atlas run " + string(r.Name) + " (or atlas run all) joins it",
+			Run: func(ctx context.Context) (string, error) {
+				grp, err := describeGroup(ctx, client, topology.Default(topology.Options{Prefix: g.topicPrefix}), r)
+				if err != nil {
+					return "", err
+				}
+				return doctor.JudgeGroup(grp)
+			},
+		})
+	}
+
 	chHint := "start the local server with scripts/clickhouse.sh start and eval \"$(scripts/clickhouse.sh env)\", or set ATLAS_CLICKHOUSE_ADDR and the user/password variables"
-	for _, who := range []string{"admin", "writer", "reader"} {
-		cfg, err := g.clickhouse(who)
+	for _, job := range []doctor.Job{doctor.Admin, doctor.Writer, doctor.Reader} {
+		cfg, err := g.clickhouse(string(job))
 		if err != nil {
 			return nil, err
 		}
 		db := cfg.Database
-		if who == "admin" {
+		if job == doctor.Admin {
 			cfg.Database = "default" // the database may not exist before migrate
 		}
 		checks = append(checks, doctor.Check{
-			Name: "clickhouse " + who + " (" + cfg.User + ")",
+			Name: "clickhouse " + string(job) + " (" + cfg.User + ")",
 			Hint: chHint,
 			Run: func(ctx context.Context) (string, error) {
 				conn, err := warehouse.Open(ctx, cfg)
@@ -110,35 +144,102 @@ func doctorChecks(g *globals) ([]doctor.Check, error) {
 				if err != nil {
 					return "", err
 				}
-				switch who {
-				case "admin":
+				var r doctor.Rights
+				if r.Readonly, err = setting(ctx, conn, "readonly"); err != nil {
+					return "", err
+				}
+				if r.AllowDDL, err = setting(ctx, conn, "allow_ddl"); err != nil {
+					return "", err
+				}
+				rights, err := doctor.JudgeRights(job, r)
+				if err != nil {
+					return "", fmt.Errorf("user %s %w", cfg.User, err)
+				}
+				if job == doctor.Admin {
+					return fmt.Sprintf("logs in to ClickHouse %s at %s; %s", v, cfg.Addr, rights), nil
+				}
+				// The consumers and dashboards need the tables of the database.
+				var n uint64
+				if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".alerts WHERE 0").Scan(&n); err != nil {
+					return "", fmt.Errorf("user %s cannot read %s.alerts: %w (is the database migrated?)", cfg.User, db, err)
+				}
+				return fmt.Sprintf("logs in, reads %s; %s", db, rights), nil
+			},
+		})
+		if job == doctor.Admin {
+			checks = append(checks, doctor.Check{
+				Name: "clickhouse schema (" + db + ")",
+				Hint: "run atlas clickhouse migrate (as the admin user; applying twice is a no-op)",
+				Run: func(ctx context.Context) (string, error) {
+					conn, err := warehouse.Open(ctx, cfg)
+					if err != nil {
+						return "", err
+					}
+					defer conn.Close()
 					pending, err := warehouse.Pending(ctx, conn, db)
 					if err != nil {
 						return "", err
 					}
 					if len(pending) > 0 {
-						return "", fmt.Errorf("ClickHouse %s: %d migration(s) pending in %s: run atlas clickhouse migrate", v, len(pending), db)
+						return "", fmt.Errorf("%d migration(s) pending in %s", len(pending), db)
 					}
-					return fmt.Sprintf("ClickHouse %s at %s, database %s migrated", v, cfg.Addr, db), nil
-				case "writer":
-					if ddl, err := setting(ctx, conn, "allow_ddl"); err != nil {
-						return "", err
-					} else if ddl != "0" {
-						return "", fmt.Errorf("user %s may run DDL (allow_ddl=%s): consumers should not be able to drop tables", cfg.User, ddl)
-					}
-					return fmt.Sprintf("connects to %s; DDL is refused (allow_ddl=0)", db), nil
-				default:
-					if ro, err := setting(ctx, conn, "readonly"); err != nil {
-						return "", err
-					} else if ro == "0" {
-						return "", fmt.Errorf("user %s can write (readonly=0): dashboards must use a read-only user", cfg.User)
-					}
-					return fmt.Sprintf("connects to %s; read-only", db), nil
-				}
-			},
-		})
+					return fmt.Sprintf("database %s migrated", db), nil
+				},
+			})
+		}
 	}
 	return checks, nil
+}
+
+// describeGroup asks the group coordinator about a role's group and how
+// many of its input partitions have a committed position.
+func describeGroup(ctx context.Context, client *kafka.Client, t topology.Topology, r topology.RoleSpec) (doctor.Group, error) {
+	grp := doctor.Group{Role: string(r.Name), ID: t.GroupID(r.Group)}
+	var names []string
+	for _, topic := range r.Reads {
+		names = append(names, t.Name(topic))
+	}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return grp, fmt.Errorf("cannot read the metadata of %s: %w", strings.Join(names, ", "), err)
+	}
+	req := &kafka.OffsetFetchRequest{GroupID: grp.ID, Topics: map[string][]int{}}
+	for _, tm := range md.Topics {
+		if tm.Error != nil {
+			return grp, fmt.Errorf("cannot use topic %s: %w (atlas topology apply creates it)", tm.Name, tm.Error)
+		}
+		for _, p := range tm.Partitions {
+			req.Topics[tm.Name] = append(req.Topics[tm.Name], p.ID)
+			grp.Partitions++
+		}
+	}
+	dg, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{grp.ID}})
+	if err != nil {
+		return grp, fmt.Errorf("cannot describe group %s: %w", grp.ID, err)
+	}
+	for _, d := range dg.Groups {
+		if d.Error != nil {
+			return grp, fmt.Errorf("cannot describe group %s: %w", grp.ID, d.Error)
+		}
+		grp.State, grp.Members = d.GroupState, len(d.Members)
+	}
+	of, err := client.OffsetFetch(ctx, req)
+	if err != nil {
+		return grp, fmt.Errorf("cannot read the committed positions of group %s: %w", grp.ID, err)
+	}
+	if of.Error != nil {
+		return grp, fmt.Errorf("cannot read the committed positions of group %s: %w", grp.ID, of.Error)
+	}
+	for _, ps := range of.Topics {
+		for _, p := range ps {
+			if p.Error == nil && p.CommittedOffset >= 0 {
+				grp.Committed++
+			}
+		}
+	}
+	// The coordinator calls a group it does not know "Dead".
+	grp.Exists = (grp.State != "Dead" && grp.State != "") || grp.Committed > 0
+	return grp, nil
 }
 
 // setting reads a setting of the current session; system.settings exists
