@@ -26,7 +26,9 @@ func newAlertsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "alerts",
 		Short: "Read the alert topic: tail",
-		Args:  cobra.NoArgs,
+		Example: `  atlas alerts tail --from 2h --follow=false
+  atlas alerts tail --min-severity high --json`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newAlertsTailCmd(g))
 	return cmd

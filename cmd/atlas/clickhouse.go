@@ -14,6 +14,8 @@ func newClickHouseCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clickhouse",
 		Short: "Manage Atlas's ClickHouse database (migrations)",
+		Example: `  atlas clickhouse migrate     # as the admin user; twice is a no-op
+  atlas clickhouse status      # exits 3 while a migration is pending`,
 	}
 	cmd.AddCommand(
 		&cobra.Command{
@@ -58,7 +60,9 @@ is a no-op. A migration file that changed after it was applied is refused.`,
 		&cobra.Command{
 			Use:   "status",
 			Short: "List migrations and whether each is applied",
-			Args:  cobra.NoArgs,
+			Example: `  atlas clickhouse status
+  atlas clickhouse status || atlas clickhouse migrate   # exit 3: pending`,
+			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				cfg, err := g.clickhouse("admin")
 				if err != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/atlas-stream/atlas/producers/sim"
 	"github.com/atlas-stream/atlas/schemas"
 )
@@ -138,4 +140,39 @@ func TestQueryFlagsPutThePeriodFirst(t *testing.T) {
 	if want := "--from A --to B --country US --limit 8"; got != want {
 		t.Errorf("queryFlags = %q, want %q", got, want)
 	}
+}
+
+func TestProgressBar(t *testing.T) {
+	for _, tc := range []struct {
+		done, total int64
+		want        string
+	}{
+		{0, 100, "[>                   ]   0%"},
+		{47, 100, "[=========>          ]  47%"},
+		{100, 100, "[====================] 100%"},
+		{150, 100, "[====================] 100%"},
+		{5, 0, ""},
+	} {
+		if got := progressBar(tc.done, tc.total); got != tc.want {
+			t.Errorf("progressBar(%d, %d) = %q, want %q", tc.done, tc.total, got, tc.want)
+		}
+	}
+}
+
+// TestEveryCommandHasAnExample keeps `atlas CMD --help` useful: every
+// command, groups included, shows at least one example.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			return
+		}
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%q has no Example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot())
 }

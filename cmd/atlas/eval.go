@@ -15,6 +15,8 @@ func newEvalCmd(g *globals) *cobra.Command {
 		Long: `Run a role's processor offline over a file (simulator output or a public
 data set) and print how well it does next to simple baselines. Nothing
 connects to Kafka or ClickHouse.`,
+		Example: `  atlas eval anomaly --seeds 1-3 --nab ''
+  atlas eval recs --help`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}

@@ -34,6 +34,7 @@ type replayFlags struct {
 	shiftToNow            bool
 	limit                 int
 	dryRun, skipBad       bool
+	logEvery              time.Duration
 }
 
 func newReplayCmd(g *globals) *cobra.Command {
@@ -101,6 +102,7 @@ The whole log is sorted in memory: 16 bytes per rating (ml-25m: ~400 MB).`,
 	fl.StringVar(&f.out, "out", "", `write the records to this record file instead of Kafka (the simulator's format; gzip'd if it ends in .gz; "-": standard output)`)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "send nothing: print the counts and the first events")
 	fl.BoolVar(&f.skipBad, "skip-bad-lines", false, "skip malformed lines of the input files (counted and logged) instead of failing")
+	fl.DurationVar(&f.logEvery, "log-every", 10*time.Second, "progress log interval when stderr is not a terminal (0: none)")
 	// --ratings is checked in validate, not with MarkFlagRequired: cobra's
 	// check would ignore ATLAS_RATINGS.
 	return cmd
@@ -228,7 +230,7 @@ func runReplay(cmd *cobra.Command, g *globals, f replayFlags) error {
 	// Run, with progress on stderr.
 	slog.Info("replaying", "plays", plan.Plays, "events", plan.Events, "titles", len(movies), "to", dest,
 		"first_event", replayTimeString(plan.FirstEventMs), "last_event", replayTimeString(plan.LastEventMs))
-	stopProgress := replayProgress(cmd.ErrOrStderr(), &counted.n, total)
+	stopProgress := replayProgress(cmd.ErrOrStderr(), &counted.n, total, f.logEvery)
 	start = time.Now()
 	var titles int
 	var sum replay.Summary
@@ -347,19 +349,22 @@ func (d *replayDryRun) print(w io.Writer) {
 	}
 }
 
-// replayProgress shows the replay's progress on w: a line rewritten four
-// times a second when w is a terminal, a log line every 10 s otherwise. The
-// returned function stops it.
-func replayProgress(w io.Writer, n *atomic.Int64, total int64) (stop func()) {
+// replayProgress shows the replay's progress on w: a line with a bar
+// rewritten four times a second when w is a terminal, a log line every
+// logEvery otherwise. The returned function stops it.
+func replayProgress(w io.Writer, n *atomic.Int64, total int64, logEvery time.Duration) (stop func()) {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			tty = true
 		}
 	}
-	every := 10 * time.Second
+	every := logEvery
 	if tty {
 		every = 250 * time.Millisecond
+	}
+	if every <= 0 {
+		return func() {}
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -386,7 +391,7 @@ func replayProgress(w io.Writer, n *atomic.Int64, total int64) (stop func()) {
 					eta = time.Duration(float64(total-cur) / avg * float64(time.Second)).Round(time.Second).String()
 				}
 				if tty {
-					fmt.Fprintf(w, "\r\033[Kreplay: %d/%d records (%.0f%%), %.0f/s, ETA %s", cur, total, 100*float64(cur)/float64(max(total, 1)), rate, eta)
+					fmt.Fprintf(w, "\r\033[K%s replayed %d/%d records  %.0f records/s  ETA %s", progressBar(cur, total), cur, total, rate, eta)
 				} else {
 					slog.Info("replay progress", "records", cur, "total", total, "per_second", int64(rate), "eta", eta)
 				}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -227,6 +228,22 @@ func simKafkaSink(ctx context.Context, g *globals, partitions, batch int) (sim.S
 	return sim.NewKafkaSink(w, topo, batch), closeFn, nil
 }
 
+// progressBar draws done out of total as a 20-cell bar and a percentage,
+// for a progress line on a terminal: "[=========>          ]  47%".
+func progressBar(done, total int64) string {
+	const width = 20
+	if total <= 0 {
+		return ""
+	}
+	frac := min(max(float64(done)/float64(total), 0), 1)
+	full := int(frac * width)
+	bar := strings.Repeat("=", full)
+	if full < width {
+		bar += ">" + strings.Repeat(" ", width-full-1)
+	}
+	return fmt.Sprintf("[%s] %3.0f%%", bar, 100*frac)
+}
+
 // startSimProgress shows progress on stderr: a line rewritten in place when
 // stderr is a terminal, a log line every o.logEvery otherwise. The returned
 // function stops it.
@@ -267,7 +284,8 @@ func startSimProgress(c *sim.Counter, total int64, o simulateOutputs, start time
 				eta = (time.Duration(float64(total-n)/rate) * time.Second).Round(time.Second).String()
 			}
 			if tty {
-				fmt.Fprintf(o.stderr, "\r\033[Ksent %d/%d events  %.0f events/s  elapsed %s  ETA %s", n, total, rate, el.Round(time.Second), eta)
+				fmt.Fprintf(o.stderr, "\r\033[K%s sent %d/%d events  %.0f events/s  elapsed %s  ETA %s",
+					progressBar(n, total), n, total, rate, el.Round(time.Second), eta)
 			} else {
 				slog.Info("simulating", "sent", n, "total", total, "events_per_s", int64(rate), "elapsed", el.Round(time.Second).String(), "eta", eta)
 			}

@@ -25,6 +25,8 @@ func newTopologyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topology",
 		Short: "Show Atlas's topics, groups and roles, or create them on a cluster",
+		Example: `  atlas topology show
+  atlas topology apply --replication-factor 3   # exit 3: existing topics drifted`,
 	}
 	f := cmd.PersistentFlags()
 	f.IntVar(&opts.Partitions, "partitions", topology.DefaultPartitions, "partitions of the keyed event topics (and their changelogs)")

@@ -13,9 +13,10 @@ var version = "dev"
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the Atlas version and the versions of its Kafka and ClickHouse clients",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the Atlas version and the versions of its Kafka and ClickHouse clients",
+		Example: `  atlas version`,
+		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "atlas %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
