@@ -106,7 +106,7 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 "${simulate[@]}" --epoch "$epoch" --rate "$rate" --truth "$truth" --log-every 10s
 
 status=0
-$atlas demo report --truth "$truth" --since "$started" --ops-addr "$ops" --recs-addr "$recs" || status=$?
+$atlas demo report --truth "$truth" --since "$started" --ops-addr "$ops" --embeddings-api "$recs" || status=$?
 
 $atlas dashboard --listen "$dash" >"$demo_dir/dashboard.log" 2>&1 &
 dash_pid=$!

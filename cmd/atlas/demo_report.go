@@ -51,7 +51,7 @@ then print:
      matches them: same kind and subject, raised between the incident's
      start and 30 minutes after its end; then the alerts that match none;
   3. a simulated profile's recommendations from the embeddings API on
-     --recs-addr (the profile with the most plays among a sample, unless
+     --embeddings-api (the profile with the most plays among a sample, unless
      --profile names one), beside what it watched;
   4. per role: events processed, events per second since --since (default:
      when the roles started), lag, dead letters.
@@ -59,7 +59,7 @@ then print:
 Exits 3 when the roles did not catch up within --wait or a section found
 nothing to show, 1 when a service could not be reached.`,
 		Example: `  atlas simulate --seed 7 --rate 2000 --duration 60s --truth truth.json
-  atlas demo report --truth truth.json --ops-addr 127.0.0.1:9464 --recs-addr 127.0.0.1:9470
+  atlas demo report --truth truth.json --ops-addr 127.0.0.1:9464 --embeddings-api 127.0.0.1:9470
 
   # one profile's recommendations, without waiting
   atlas demo report --truth truth.json --profile p-000123 --wait 0`,
@@ -89,7 +89,7 @@ nothing to show, 1 when a service could not be reached.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.truth, "truth", "", "ground truth of the simulator run (atlas simulate --truth); required")
 	fl.StringVar(&f.opsAddr, "ops-addr", "127.0.0.1:9464", "metrics address of atlas run all (its --ops-addr)")
-	fl.StringVar(&f.recsAddr, "recs-addr", "127.0.0.1:9470", "address of the embeddings API (ATLAS_EMBEDDINGS_ADDR of atlas run)")
+	fl.StringVar(&f.recsAddr, "embeddings-api", "127.0.0.1:9470", "host:port of the embeddings role's API (ATLAS_EMBEDDINGS_ADDR of atlas run)")
 	fl.StringVar(&f.profile, "profile", "", "profile whose recommendations to show (default: the most active of a sample)")
 	fl.StringVar(&f.since, "since", "", "wall time the traffic started (RFC 3339), for events per second (default: when the roles started)")
 	fl.DurationVar(&f.wait, "wait", 3*time.Minute, "how long to wait for the roles to process the run (0: do not wait)")
