@@ -29,7 +29,7 @@ lint: ## go vet, gofmt
 demo: build ## Kafka, ClickHouse and the roles over a minute of simulated traffic: queries, alerts vs planted incidents, recommendations, throughput; then the dashboard
 	scripts/demo.sh
 
-bench: ## benchmarks that print numbers: codec, processor, simulator, replay, sink, gateway
+bench: ## one table: raw Kafka vs atlas run all (exact totals), CPU per event, sink, latency, gateway, state (ATLAS_BENCH_COUNT, ATLAS_BENCH_EVENTS)
 	scripts/bench.sh
 
 dashboard: build ## serve the dashboard on 127.0.0.1:8080 (read-only ClickHouse user)

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/atlas-stream/atlas/producers/sim"
+	"github.com/atlas-stream/atlas/schemas"
+	"github.com/atlas-stream/atlas/topology"
+)
+
+// level is row (f) at one load: background traffic at rate events/s,
+// stamped with the wall clock, and two kinds of probes among it.
+type level struct {
+	frac, rate float64
+	// queryable: per marker, send → its row is in ClickHouse.
+	queryable []time.Duration
+	markers   int
+	// pastWindow counts markers that became queryable later than their
+	// minute's end + 1 s (the target).
+	pastWindow int
+	// alert: per bot alert, send of the triggering impression → the alert
+	// read from the alert topic.
+	alert []time.Duration
+	bots  int
+}
+
+// latency measures row (f): one `atlas run all` on a fresh stack, then for
+// each fraction of the sustainable rate, background simulator traffic at
+// that rate (event time = wall clock, so the roles' clocks move with it)
+// for d, with
+//
+//   - markers: every 250 ms a playback start of a title of its own; the
+//     time from writing it to its title's row being in playback_minute
+//     (polled every 100 ms, so the figure is up to 100 ms late);
+//   - bots (as e2e/anomaly_latency_test.go): every 400 ms an account
+//     starts 60 impressions 200 ms apart; the 50th raises a bot alert whose
+//     detection time is that impression's event time; the time from
+//     writing it to reading the alert on the alert topic.
+func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float64, d time.Duration) ([]level, error) {
+	s, err := b.newStack("lat")
+	if err != nil {
+		return nil, err
+	}
+	defer s.cleanup()
+	ops, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.start("run", "all", "--ops-addr", ops)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := p.stop(time.Minute); err != nil {
+			logf("latency: %v", err)
+		}
+	}()
+	if err := waitReady(p, ops, 2*time.Minute); err != nil {
+		return nil, err
+	}
+	var out []level
+	for _, f := range fracs {
+		lv := level{frac: f, rate: f * sustainable}
+		logf("(f) %.0f%% of %.0f events/s = %.0f events/s for %s, with markers and bots", 100*f, sustainable, lv.rate, d)
+		if err := s.probe(ctx, &lv, d); err != nil {
+			return out, err
+		}
+		if done, err := p.exited(); done {
+			return out, fmt.Errorf("atlas run all exited (%v) during the latency run:\n%s", err, p.tail(30))
+		}
+		out = append(out, lv)
+	}
+	return out, nil
+}
+
+func waitReady(p *proc, ops string, d time.Duration) error {
+	c := http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(d)
+	for {
+		if res, err := c.Get("http://" + ops + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if done, err := p.exited(); done {
+			return fmt.Errorf("atlas run all exited (%v):\n%s", err, p.tail(30))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("atlas run all not ready after %s:\n%s", d, p.tail(30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// botImpressions and botTrigger: a bot sends botImpressions impressions
+// botGap apart; the anomaly role's bot detector fires at the
+// botTrigger-th (its default rate threshold).
+const (
+	botImpressions = 60
+	botGap         = 200 * time.Millisecond
+	botEvery       = 400 * time.Millisecond
+	markerEvery    = 250 * time.Millisecond
+)
+
+func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run := fmt.Sprintf("%s-%02.0f", s.b.id, 100*lv.frac)
+	brokers := s.b.kafka.BrokerList()
+	transport, err := s.b.kafka.Transport()
+	if err != nil {
+		return err
+	}
+
+	// Alerts, read from the end of every partition of the alert topic.
+	type arrival struct {
+		a  schemas.Alert
+		at time.Time
+	}
+	var mu sync.Mutex
+	var arrivals []arrival
+	client, err := s.b.kafka.Client()
+	if err != nil {
+		return err
+	}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.topo.Name(topology.Alerts)}})
+	if err != nil || len(md.Topics) != 1 {
+		return fmt.Errorf("cannot read the partitions of the alert topic: %v", err)
+	}
+	dialer, err := s.b.kafka.Dialer()
+	if err != nil {
+		return err
+	}
+	var readers sync.WaitGroup
+	for _, pt := range md.Topics[0].Partitions {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: dialer, Topic: s.topo.Name(topology.Alerts), Partition: pt.ID,
+			MinBytes: 1, MaxWait: 5 * time.Millisecond})
+		if err := r.SetOffset(kafka.LastOffset); err != nil {
+			return err
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer r.Close()
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					return
+				}
+				at := time.Now()
+				var a schemas.Alert
+				if schemas.DecodeAlert(m.Value, &a) == nil {
+					mu.Lock()
+					arrivals = append(arrivals, arrival{a, at})
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+
+	// Markers' rows, polled from ClickHouse.
+	conn, err := s.reader()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	seen := map[string]time.Time{}
+	var poller sync.WaitGroup
+	pctx, stopPolling := context.WithCancel(context.Background())
+	poller.Add(1)
+	go func() {
+		defer poller.Done()
+		q := fmt.Sprintf("SELECT DISTINCT title_id FROM playback_minute WHERE title_id LIKE 'bm-%s-%%'", run)
+		for pctx.Err() == nil {
+			rows, err := conn.Query(pctx, q)
+			at := time.Now()
+			if err == nil {
+				for rows.Next() {
+					var id string
+					if rows.Scan(&id) == nil {
+						mu.Lock()
+						if _, ok := seen[id]; !ok {
+							seen[id] = at
+						}
+						mu.Unlock()
+					}
+				}
+				rows.Close()
+			}
+			select {
+			case <-pctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	time.Sleep(time.Second) // the readers are at the end
+
+	// Background traffic: the simulator's sessions, stamped with the wall
+	// clock, until the probes are done.
+	bgw := sim.NewKafkaWriter(brokers, transport)
+	defer bgw.Close()
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		cfg := sim.DefaultConfig()
+		cfg.Seed, cfg.Events = uint64(time.Now().UnixNano()), int64(lv.rate*(d+botImpressions*botGap+10*time.Second).Seconds())
+		g, err := sim.New(cfg)
+		if err != nil {
+			logf("(f) background traffic: %v", err)
+			return
+		}
+		if _, err := g.Run(ctx, &sim.Paced{Sink: &wallClock{KafkaSink: sim.NewKafkaSink(bgw, s.topo, 50)}, Rate: lv.rate}); err != nil && ctx.Err() == nil {
+			logf("(f) background traffic: %v", err)
+		}
+	}()
+
+	headers := func(sc schemas.Schema) []kafka.Header {
+		return []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(sc)}, {Key: schemas.HeaderContentType, Value: []byte(schemas.ContentType)}}
+	}
+	probeWriter := func(topic topology.Topic) *kafka.Writer {
+		return &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: s.topo.Name(topic), Balancer: &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: transport}
+	}
+	bw, mw := probeWriter(topology.Browse), probeWriter(topology.Playback)
+	defer bw.Close()
+	defer mw.Close()
+	envelope := func(acc, id string, now time.Time) schemas.Envelope {
+		return schemas.Envelope{EventID: id, EventTime: now.UnixMilli(), ReceiveTime: now.UnixMilli(), AccountID: acc,
+			ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s", ClientNet: "9.1.2.0/24#000000000000",
+			Country: "US", DeviceType: schemas.DeviceWeb}
+	}
+
+	sent := map[string]time.Time{} // bot subject + event time, or marker title → wall time it was written
+	var probes sync.WaitGroup
+	probes.Add(1)
+	go func() { // markers
+		defer probes.Done()
+		for k := 0; time.Duration(k)*markerEvery < d+botImpressions*botGap; k++ {
+			now := time.Now()
+			title := fmt.Sprintf("bm-%s-%d", run, k)
+			e := &schemas.Playback{Envelope: envelope("bm-"+run+fmt.Sprint(k), title, now), Kind: schemas.PlayStart,
+				TitleID: title, DurationMs: 3_600_000, CDN: "cdn-a", ISP: "us-telco"}
+			v, _ := schemas.Marshal(e)
+			mu.Lock()
+			sent[title] = now
+			mu.Unlock()
+			if err := mw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaPlayback)}); err != nil {
+				return
+			}
+			time.Sleep(time.Until(now.Add(markerEvery)))
+		}
+	}()
+	nbots := int(d / botEvery)
+	for i := 0; i < nbots && ctx.Err() == nil; i++ {
+		probes.Add(1)
+		go func(i int) { // one bot
+			defer probes.Done()
+			acc := fmt.Sprintf("bench-%s-%d", run, i)
+			for k := 0; k < botImpressions; k++ {
+				now := time.Now()
+				e := &schemas.Browse{Envelope: envelope(acc, fmt.Sprintf("%s-%d", acc, k), now),
+					Kind: schemas.BrowseImpression, TitleID: "tt-00001", Row: "trending"}
+				v, _ := schemas.Marshal(e)
+				mu.Lock()
+				sent["account:"+acc+fmt.Sprint(e.EventTime)] = now
+				mu.Unlock()
+				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaBrowse)}); err != nil {
+					return
+				}
+				time.Sleep(time.Until(now.Add(botGap)))
+			}
+		}(i)
+		time.Sleep(botEvery)
+	}
+	probes.Wait()
+	time.Sleep(5 * time.Second) // let the last alerts and rows arrive
+	cancel()
+	stopPolling()
+	bg.Wait()
+	readers.Wait()
+	poller.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	lv.bots = nbots
+	for _, x := range arrivals {
+		if x.a.Kind != "bot" || x.a.Status != schemas.AlertFiring || !strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-") {
+			continue
+		}
+		if at, ok := sent[x.a.Subject+fmt.Sprint(x.a.DetectedAt)]; ok {
+			lv.alert = append(lv.alert, x.at.Sub(at))
+		}
+	}
+	for title, at := range sent {
+		if !strings.HasPrefix(title, "bm-") {
+			continue
+		}
+		lv.markers++
+		got, ok := seen[title]
+		if !ok {
+			lv.pastWindow++
+			continue
+		}
+		lv.queryable = append(lv.queryable, got.Sub(at))
+		windowEnd := at.Truncate(time.Minute).Add(time.Minute)
+		if got.After(windowEnd.Add(time.Second)) {
+			lv.pastWindow++
+		}
+	}
+	slices.Sort(lv.alert)
+	slices.Sort(lv.queryable)
+	return nil
+}
+
+// wallClock stamps every event with the wall clock as it is sent, so that
+// the roles' event-time clocks move with the wall clock.
+type wallClock struct{ *sim.KafkaSink }
+
+func (w *wallClock) Send(ctx context.Context, rec schemas.Record) error {
+	now := time.Now().UnixMilli()
+	switch v := rec.(type) {
+	case *schemas.Playback:
+		v.EventTime, v.ReceiveTime = now, now
+	case *schemas.Browse:
+		v.EventTime, v.ReceiveTime = now, now
+	}
+	return w.KafkaSink.Send(ctx, rec)
+}
+
+// quantile of sorted durations; 0 when there are none.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(q*float64(len(sorted)-1))]
+}
