@@ -334,8 +334,10 @@ $USE_EXISTING_HINT"
 	: >"$STDOUT_LOG"
 	log "starting clickhouse-server with $CH_DIR/config.xml"
 	# setsid: the server outlives this script and its terminal, and a ^C
-	# in the caller's shell does not reach it.
-	setsid nohup clickhouse-server --config-file="$CH_DIR/config.xml" \
+	# in the caller's shell does not reach it. Descriptors inherited beyond
+	# stdio are closed, so that the server does not keep a caller's lock.
+	# shellcheck disable=SC2016 # $@ is the inner bash's.
+	setsid nohup bash -c "$CLOSE_INHERITED_FDS"' exec "$@"' clickhouse-server clickhouse-server --config-file="$CH_DIR/config.xml" \
 		</dev/null >>"$STDOUT_LOG" 2>&1 &
 	echo $! >"$PID_FILE"
 	wait_ready "$started"

@@ -425,9 +425,11 @@ cmd_start() {
 	# In a session of its own, so that ^C in the caller's terminal or the end
 	# of the caller's process group does not stop it. The inner bash writes
 	# its own pid and becomes java, so the pid file is right even if setsid
-	# had to fork.
+	# had to fork. It closes every descriptor it inherited beyond stdio: a
+	# lock the caller holds (flock) would otherwise be held by the broker
+	# for as long as it runs.
 	# shellcheck disable=SC2086,SC2016 # KAFKA_HEAP is a list of flags; $$ is the inner bash's.
-	setsid nohup bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$KAFKA_PID" \
+	setsid nohup bash -c "$CLOSE_INHERITED_FDS"' echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$KAFKA_PID" \
 		java \
 		$KAFKA_HEAP \
 		-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \

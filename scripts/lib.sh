@@ -12,6 +12,13 @@ export ATLAS_ROOT ATLAS_RUN_DIR
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
+# CLOSE_INHERITED_FDS is bash code, run first by the inner shell that
+# becomes a long-running server (Kafka, ClickHouse): it closes every
+# descriptor above stderr. Started from a command that runs under
+# `flock FILE …`, the server would otherwise hold that lock until it stops.
+# shellcheck disable=SC2016,SC2034 # expanded by the inner shell of the scripts that source this
+CLOSE_INHERITED_FDS='for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done 2>/dev/null;'
+
 # need CMD HINT: fail with a message that names the missing prerequisite and
 # says how to use existing servers instead.
 need() {
