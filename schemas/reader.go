@@ -130,7 +130,14 @@ func (r *reader) containerLen(wantMap bool) (int, error) {
 		if c == 0xdf || c == 0xdd {
 			size = 4
 		}
-		if n, err = r.uintN(start, size, describe(c)+" header"); err != nil {
+		// A constant, not describe(c)+" header": every record with more
+		// than 15 fields has a map16 header, and the concatenation was one
+		// of decode's three allocations per record.
+		what := "map header"
+		if c == 0xdc || c == 0xdd {
+			what = "array header"
+		}
+		if n, err = r.uintN(start, size, what); err != nil {
 			return 0, err
 		}
 	case c == 0xc0:
