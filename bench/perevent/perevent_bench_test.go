@@ -83,19 +83,25 @@ func load(b *testing.B) []raw {
 	return t
 }
 
+// claim names a topic-partition.
+type claim struct {
+	topic     string
+	partition int
+}
+
 // decodeAll decodes every record into a new value, as the engine hands
 // each processor values of its own.
 func decodeAll(b *testing.B, in []raw) []stream.Record {
 	b.Helper()
 	d := schemas.NewDecoder(schemas.Limits{})
-	offsets := map[[2]any]int64{}
+	offsets := map[claim]int64{}
 	out := make([]stream.Record, len(in))
 	for i, r := range in {
 		rec, err := d.Decode(r.schema, r.value)
 		if err != nil {
 			b.Fatal(err)
 		}
-		k := [2]any{r.topic, r.partition}
+		k := claim{r.topic, r.partition}
 		out[i] = stream.Record{Topic: r.topic, Partition: r.partition, Offset: offsets[k], Key: []byte(rec.Key()), Value: rec}
 		offsets[k]++
 	}
@@ -155,7 +161,7 @@ func BenchmarkDecode(b *testing.B) {
 // and at the end.
 func processors(b *testing.B, factory stream.Factory, recs []stream.Record) {
 	ctx := context.Background()
-	procs := map[[2]any]stream.Processor{}
+	procs := map[claim]stream.Processor{}
 	checkpoint := func() {
 		for _, p := range procs {
 			if _, err := p.Checkpoint(ctx); err != nil {
@@ -165,7 +171,7 @@ func processors(b *testing.B, factory stream.Factory, recs []stream.Record) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		k := [2]any{r.Topic, r.Partition}
+		k := claim{r.Topic, r.Partition}
 		p := procs[k]
 		if p == nil {
 			var err error
