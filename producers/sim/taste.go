@@ -62,7 +62,7 @@ const (
 	titlesPerCommunity = 30
 	// localCommunity is the chance that a community (other than anime,
 	// which is Japanese at animeJapanese) is in one language.
-	localCommunity, animeJapanese = 0.3, 0.8
+	localCommunity, animeJapanese = 0.25, 0.8
 	// appealZipf is the exponent of the Zipf law of appeal within a
 	// community.
 	appealZipf = 1.0
@@ -93,7 +93,7 @@ type community struct {
 	name  string
 	genre int
 	lang  int     // index in langs, -1 international
-	share float64 // of the audience, and of the catalog
+	share float64 // chance to be a favourite, and share of the catalog
 	cent  vec     // latent centroid of its titles
 }
 
@@ -144,12 +144,10 @@ func (w *world) buildCommunities(r *rand.Rand, n int) {
 	w.commCDF = cumulative(len(w.comms), func(i int) float64 { return w.comms[i].share })
 }
 
-// buildPopularity sets each title's appeal, a Zipf weight (exponent
-// appealZipf) over a random rank within its community, and its
-// popularity, the share of picks it can expect from a population whose
-// favourites follow the communities' shares; and indexes the titles of
-// each community with their cumulative appeal.
-func (w *world) buildPopularity(ranks []int) {
+// buildAppeal sets each title's appeal, a Zipf weight (exponent
+// appealZipf) over a random rank within its community, and indexes the
+// titles of each community with their cumulative appeal.
+func (w *world) buildAppeal(ranks []int) {
 	w.srcTitles = make([][]int32, len(w.comms))
 	w.srcCDF = make([][]float64, len(w.comms))
 	for _, t := range w.titles {
@@ -164,9 +162,31 @@ func (w *world) buildPopularity(ranks []int) {
 			sum += t.appeal
 			w.srcCDF[c] = append(w.srcCDF[c], sum)
 		}
+	}
+}
+
+// buildPopularity sets each title's popularity once the population has
+// its tastes: the share of the population's intents that go to its
+// community (plus a little general interest, so that every community is
+// watched by some) times its share of the community's appeal.
+func (w *world) buildPopularity() {
+	audience := make([]float64, len(w.comms))
+	total := 0.0
+	for _, c := range w.comms {
+		total += c.share
+	}
+	for c := range audience {
+		audience[c] = 0.02 * w.comms[c].share / total
+	}
+	for _, p := range w.profiles {
+		for _, s := range p.src {
+			audience[s.src] += s.w / (1 - p.explore) / float64(len(w.profiles))
+		}
+	}
+	for c, list := range w.srcTitles {
+		z := w.srcCDF[c][len(list)-1]
 		for _, ti := range list {
-			t := w.titles[ti]
-			t.pop = w.comms[c].share * t.appeal / sum
+			w.titles[ti].pop = audience[c] * w.titles[ti].appeal / z
 		}
 	}
 }
@@ -199,10 +219,15 @@ func (w *world) plantTaste(r *rand.Rand, pr *profile, homeCC string, kids bool) 
 		}
 		return last
 	}
-	any := func(*community) bool { return true }
+	// Favourites are international communities (anime is, wherever it is
+	// made); a language community comes in below, for its viewers.
+	intl := func(c *community) bool { return c.lang < 0 || c.genre == genreAnime }
+	// One to three favourites, 20/50/30 %; two for a child.
 	n := 1
 	switch u := r.Float64(); {
-	case kids || u >= 0.7:
+	case kids:
+		n = 2
+	case u >= 0.7:
 		n = 3
 	case u >= 0.2:
 		n = 2
@@ -214,10 +239,10 @@ func (w *world) plantTaste(r *rand.Rand, pr *profile, homeCC string, kids bool) 
 			c = pick(func(c *community) bool { return c.genre == genreAnimation || c.genre == genreFamily })
 		case len(src) > 0 && r.Float64() < sameGenre:
 			g := w.comms[src[r.IntN(len(src))].src].genre
-			c = pick(func(c *community) bool { return c.genre == g })
+			c = pick(func(c *community) bool { return c.genre == g && intl(c) })
 		}
 		if c < 0 {
-			c = pick(any)
+			c = pick(intl)
 		}
 		if c < 0 {
 			break // fewer communities than favourites

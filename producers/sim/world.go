@@ -341,25 +341,7 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 			w.recent = append(w.recent, i)
 		}
 	}
-	w.buildPopularity(ranks)
-	w.popCDF = cumulative(len(w.titles), func(i int) float64 { return w.titles[i].pop })
-	byPop := make([]int, len(w.titles))
-	for i := range byPop {
-		byPop[i] = i
-	}
-	slices.SortStableFunc(byPop, func(a, b int) int {
-		switch pa, pb := w.titles[a].pop, w.titles[b].pop; {
-		case pa > pb:
-			return -1
-		case pa < pb:
-			return 1
-		}
-		return 0
-	})
-	w.top10 = byPop[:10]
-	if len(w.recent) < 10 {
-		w.recent = append(w.recent, byPop[10:20]...)
-	}
+	w.buildAppeal(ranks)
 
 	// Population.
 	parts := make([]int, cfg.Partitions)
@@ -405,6 +387,26 @@ func buildWorld(cfg Config, r *rand.Rand) *world {
 			w.profiles = append(w.profiles, pr)
 		}
 		w.accounts = append(w.accounts, a)
+	}
+	// Popularity follows the planted tastes.
+	w.buildPopularity()
+	w.popCDF = cumulative(len(w.titles), func(i int) float64 { return w.titles[i].pop })
+	byPop := make([]int, len(w.titles))
+	for i := range byPop {
+		byPop[i] = i
+	}
+	slices.SortStableFunc(byPop, func(a, b int) int {
+		switch pa, pb := w.titles[a].pop, w.titles[b].pop; {
+		case pa > pb:
+			return -1
+		case pa < pb:
+			return 1
+		}
+		return 0
+	})
+	w.top10 = byPop[:10]
+	if len(w.recent) < 10 {
+		w.recent = append(w.recent, byPop[10:20]...)
 	}
 	return w
 }
