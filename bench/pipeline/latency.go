@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 // stamped with the wall clock, and two kinds of probes among it.
 type level struct {
 	frac, rate float64
+	lateness   string // the anomaly role's ATLAS_ANOMALY_LATENESS; "" the default
 	// queryable: per marker, send → its row is in ClickHouse.
 	queryable []time.Duration
 	markers   int
@@ -44,6 +46,10 @@ type level struct {
 //     starts 60 impressions 200 ms apart; the 50th raises a bot alert whose
 //     detection time is that impression's event time; the time from
 //     writing it to reading the alert on the alert topic.
+//
+// The last load is 50 % again with the anomaly role's lateness at 0 (the
+// default 2 s holds every alert back by that much: stage two waits for
+// the lateness before it judges), to show what the rest of the path costs.
 func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float64, d time.Duration) ([]level, error) {
 	s, err := b.newStack("lat")
 	if err != nil {
@@ -67,9 +73,31 @@ func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float6
 		return nil, err
 	}
 	var out []level
+	type load struct {
+		frac     float64
+		lateness string
+	}
+	var loads []load
 	for _, f := range fracs {
-		lv := level{frac: f, rate: f * sustainable}
-		logf("(f) %.0f%% of %.0f events/s = %.0f events/s for %s, with markers and bots", 100*f, sustainable, lv.rate, d)
+		loads = append(loads, load{f, ""})
+	}
+	loads = append(loads, load{0.5, "0s"})
+	for _, ld := range loads {
+		f := ld.frac
+		if ld.lateness != "" {
+			if err := p.stop(time.Minute); err != nil {
+				return out, err
+			}
+			s.env = append(s.env, "ATLAS_ANOMALY_LATENESS="+ld.lateness)
+			if p, err = s.start("run", "all", "--ops-addr", ops); err != nil {
+				return out, err
+			}
+			if err := waitReady(p, ops, 2*time.Minute); err != nil {
+				return out, err
+			}
+		}
+		lv := level{frac: f, rate: f * sustainable, lateness: ld.lateness}
+		logf("(f) %.0f%% of %.0f events/s = %.0f events/s for %s, with markers and bots (anomaly lateness %s)", 100*f, sustainable, lv.rate, d, cmp.Or(ld.lateness, "2s, the default"))
 		if err := s.probe(ctx, &lv, d); err != nil {
 			return out, err
 		}
