@@ -28,11 +28,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -225,58 +227,69 @@ func TestAtlasRunsEndToEndOverSCRAMAndTLS(t *testing.T) {
 	truthPath := filepath.Join(t.TempDir(), "truth.json")
 	const events = 30_000
 	out = mustAtlas(t, env, "simulate", "--seed", "9", "--events", fmt.Sprint(events), "--truth", truthPath)
-	t.Logf("atlas simulate: %s", lastLine(out))
+	t.Logf("atlas simulate:\n%s", lastLines(out, 3))
 
+	// Every role in one process: the engine's consumer groups, the
+	// aggregates sink, the embeddings changelog and model topics, the
+	// anomaly alert writers, all through the secure broker.
 	ops := freeAddr(t)
-	logPath := filepath.Join(t.TempDir(), "aggregates.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg := exec.Command(atlasBin, "run", "aggregates", "--ops-addr", ops, "--flush-interval", "300ms")
-	agg.Env, agg.Stdout, agg.Stderr = env, logFile, logFile
-	if err := agg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- agg.Wait(); logFile.Close() }()
-	t.Cleanup(func() {
-		_ = agg.Process.Kill()
-		<-done
-	})
-	output := func() string { b, _ := os.ReadFile(logPath); return lastLines(string(b), 30) }
+	env = append(env, "ATLAS_EMBEDDINGS_ADDR="+freeAddr(t))
+	all, done, output := start(t, env, "run", "all", "--ops-addr", ops, "--flush-interval", "300ms")
+	phase := time.Now()
 
-	group := topo.GroupID(topology.AggregatesGroup)
 	inputs := []string{topo.Name(topology.Playback), topo.Name(topology.Browse), topo.Name(topology.Catalog)}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		ok, why := drained(group, inputs...)
+		ok, why := true, ""
+		for _, g := range []topology.Group{topology.AggregatesGroup, topology.EmbeddingsGroup, topology.AnomalyGroup} {
+			if ok, why = drained(topo.GroupID(g), inputs[:2]...); !ok {
+				why = string(g) + ": " + why
+				break
+			}
+		}
 		if ok {
 			break
 		}
 		select {
 		case err := <-done:
 			done <- err
-			t.Fatalf("atlas run aggregates exited (%v) before it processed everything (%s):\n%s", err, why, output())
+			t.Fatalf("atlas run all exited (%v) before it processed everything (%s):\n%s", err, why, output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("atlas run aggregates has not processed everything after 2m: %s\n%s", why, output())
+			t.Fatalf("atlas run all has not processed everything after 2m: %s\n%s", why, output())
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
 	if !ready(ops) {
-		t.Fatalf("/readyz of atlas run aggregates does not answer 200 after it processed everything:\n%s", output())
+		t.Fatalf("/readyz of atlas run all does not answer 200 after it processed everything:\n%s", output())
 	}
-	_ = agg.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Fatalf("atlas run aggregates did not stop cleanly on SIGTERM: %v\n%s", err, output())
+	profiles := metric(ops, "atlas_embeddings_profiles")
+	stop(t, all, done, output)
+	t.Logf("atlas run all processed everything and stopped on SIGTERM in %s", time.Since(phase).Round(100*time.Millisecond))
+	phase = time.Now()
+
+	// Restored over SASL/TLS: a new embeddings member reads the state
+	// changelog back and holds the same profiles.
+	ops2 := freeAddr(t)
+	emb, done2, output2 := start(t, env, "run", "embeddings", "--ops-addr", ops2)
+	deadline = time.Now().Add(time.Minute)
+	for !ready(ops2) || metric(ops2, "atlas_embeddings_profiles") < profiles {
+		if time.Now().After(deadline) {
+			t.Fatalf("a restarted embeddings member holds %v profiles after 1m, want %v:\n%s", metric(ops2, "atlas_embeddings_profiles"), profiles, output2())
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("atlas run aggregates still runs 30 s after SIGTERM:\n%s", output())
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop(t, emb, done2, output2)
+	t.Logf("a new embeddings member restored %v profiles and stopped in %s", profiles, time.Since(phase).Round(100*time.Millisecond))
+	if profiles < 1 {
+		t.Fatalf("the embeddings role holds %v profiles, want some", profiles)
+	}
+
+	out = mustAtlas(t, env, "alerts", "tail", "--from", "beginning", "--follow=false", "--json")
+	alerts := strings.Count(out, "\n")
+	if records := endOffsets(t, topo.Name(topology.Alerts)); alerts == 0 && records > 0 || alerts > 0 && records == 0 {
+		t.Fatalf("atlas alerts tail printed %d alerts from a topic of %d records:\n%s", alerts, records, out)
 	}
 
 	truth, err := sim.LoadTruth(truthPath)
@@ -294,8 +307,49 @@ func TestAtlasRunsEndToEndOverSCRAMAndTLS(t *testing.T) {
 			len(diffs), n, strings.Join(diffs[:min(len(diffs), 15)], "\n"))
 	}
 	t.Logf("through SASL/SCRAM-SHA-512 over TLS: %d records on the broker as sent (%d events, %d duplicates, %d late); "+
-		"all %d aggregate rows and late events in ClickHouse equal the ground truth; %s in all",
-		records, truth.Totals.Sent, truth.Totals.Duplicates, truth.Totals.Late, n, time.Since(began).Round(100*time.Millisecond))
+		"all %d aggregate rows and late events in ClickHouse equal the ground truth; %v profiles learned and restored "+
+		"from the changelog by a new member; %d alerts read back with atlas alerts tail; %s in all",
+		records, truth.Totals.Sent, truth.Totals.Duplicates, truth.Totals.Late, n, profiles, alerts, time.Since(began).Round(100*time.Millisecond))
+}
+
+// start runs atlas in the background with its output in a file; the
+// process is killed when the test ends. done delivers its exit once (and
+// is refilled by whoever reads it); output returns its last lines.
+func start(t *testing.T, env []string, args ...string) (*exec.Cmd, chan error, func() string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), strings.Join(args[:min(2, len(args))], "-")+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(atlasBin, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); logFile.Close() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return cmd, done, func() string { b, _ := os.ReadFile(logPath); return lastLines(string(b), 30) }
+}
+
+// stop sends SIGTERM and fails the test unless the process exits 0 within
+// 30 s.
+func stop(t *testing.T, cmd *exec.Cmd, done chan error, output func() string) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("%s did not stop cleanly on SIGTERM: %v\n%s", strings.Join(cmd.Args, " "), err, output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s still runs 30 s after SIGTERM:\n%s", strings.Join(cmd.Args, " "), output())
+	}
 }
 
 // cleanup deletes the test's topics and database unless it failed.
@@ -427,4 +481,26 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func lastLine(s string) string { return lastLines(s, 1) }
+// metric sums the samples of a metric family on a process's /metrics; -1
+// when the endpoint does not answer.
+func metric(addr, name string) float64 {
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
