@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo: start real Kafka and ClickHouse, create Atlas's topics and
 # tables, run the three consumer roles, simulate about a minute of traffic
-# (one to two hours of simulated viewing that ends now, with planted fraud
-# and quality incidents), print what content strategy, trust & safety,
+# (5,000 viewers' last few hours, ending now, with planted fraud and
+# quality incidents), print what content strategy, trust & safety,
 # personalization and ops would look at, and leave the dashboard running
 # until Ctrl-C, which stops the roles and the dashboard cleanly.
 #
@@ -14,6 +14,8 @@
 #   ATLAS_DEMO_EXIT=1                  stop after printing (for scripts)
 #   ATLAS_DEMO_RATE, ATLAS_DEMO_SECONDS  events/s and wall seconds of traffic (3000, 60)
 #   ATLAS_DEMO_SEED                    the simulator's seed (7: the same catalog every run)
+#   ATLAS_DEMO_PROFILES                viewer profiles (5000: a few plays each, and hours of
+#                                      simulated time, enough for the slowest detectors)
 #   ATLAS_DEMO_EPOCH                   simulated start instead of "ends now", e.g. 00:00 UTC,
 #                                      when the degraded US cells have prime-time viewers
 #                                      (the dashboard then needs ?period=24h)
@@ -37,6 +39,7 @@ mkdir -p "$demo_dir"
 rate=${ATLAS_DEMO_RATE:-3000}
 seconds=${ATLAS_DEMO_SECONDS:-60}
 seed=${ATLAS_DEMO_SEED:-7}
+profiles=${ATLAS_DEMO_PROFILES:-5000}
 events=$((rate * seconds))
 
 # free_addr PORT...: 127.0.0.1 and the first of the ports nobody listens on.
@@ -87,7 +90,7 @@ wait_until 90 "the consumers to join their groups" curl -fsS "http://$ops/readyz
 # The simulated period should end about now. How much simulated time the
 # events cover depends on the hour (viewers sleep), so measure it with a
 # run to nowhere (a second or two), then start that long ago.
-simulate=($atlas simulate --seed "$seed" --events "$events")
+simulate=($atlas simulate --seed "$seed" --events "$events" --profiles "$profiles")
 sim_span() {
 	"${simulate[@]}" --epoch "$1" --no-kafka --out /dev/null --log-every 0 |
 		awk '/^simulated time/ {sub(",", "", $5); print $3, $5}'
@@ -100,8 +103,10 @@ else
 	epoch=$(date -u -d "@$(($(date +%s) - span))" +%Y-%m-%dT%H:%M:00Z)
 fi
 
+# Keep the previous run's ground truth, not older ones (15 MB each).
+ls -t "$demo_dir"/truth-*.json 2>/dev/null | tail -n +2 | xargs -r rm -f
 truth="$demo_dir/truth-$run_id.json"
-log "simulating $events events at $rate/s (seed $seed, simulated time from $epoch)"
+log "simulating $events events at $rate/s ($profiles profiles, seed $seed, simulated time from $epoch)"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 "${simulate[@]}" --epoch "$epoch" --rate "$rate" --truth "$truth" --log-every 10s
 
@@ -118,7 +123,12 @@ echo "Ground truth: $truth. Logs: $demo_dir/run.log, $demo_dir/dashboard.log."
 echo "Kafka and ClickHouse keep running (make down stops them)."
 ((status == 0)) || log "the report found problems (exit $status): see above"
 echo
-echo "Dashboard: http://$dash/   (Ctrl-C stops the roles and the dashboard)"
+# The page shows the last hour unless its URL asks for more.
+age=$(($(date +%s) - $(date -d "$epoch" +%s)))
+period=6h
+((age <= 6 * 3600)) || period=24h
+((age <= 24 * 3600)) || period=7d
+echo "Dashboard: http://$dash/?period=$period   (Ctrl-C stops the roles and the dashboard)"
 if [[ ${ATLAS_DEMO_EXIT:-0} != 1 ]]; then
 	wait "$dash_pid"
 fi

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -68,16 +70,11 @@ processes first.`,
 					groups = append(groups, t.GroupID(r.Group))
 				}
 			}
-			if len(groups) > 0 {
-				res, err := client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: groups})
-				if err != nil {
-					return fmt.Errorf("cannot delete the consumer groups of %s: %w", g.topicPrefix, err)
-				}
-				for id, e := range res.Errors {
-					if e != nil && !errors.Is(e, kafka.GroupIdNotFound) {
-						return fmt.Errorf("cannot delete consumer group %s: %w", id, e)
-					}
-				}
+			// A group whose offsets expire on their own costs nothing, so a
+			// group that cannot be deleted is only worth a warning; a broker
+			// that just started may not have loaded its coordinators yet.
+			if err := deleteGroups(ctx, client, groups); err != nil {
+				slog.Warn("consumer groups left in place (they expire by themselves)", "prefix", g.topicPrefix, "err", err)
 			}
 			names := []string{t.Name(RekeyTopic)}
 			for _, s := range t.Topics {
@@ -97,8 +94,37 @@ processes first.`,
 					return fmt.Errorf("cannot delete topic %s: %w", name, e)
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d topics and the consumer groups of %s\n", deleted, g.topicPrefix)
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d topics of %s\n", deleted, g.topicPrefix)
 			return nil
 		},
 	}
+}
+
+// deleteGroups deletes consumer groups, retrying for a few seconds while
+// the coordinator is loading or moving; unknown groups are not an error.
+func deleteGroups(ctx context.Context, client *kafka.Client, groups []string) error {
+	var err error
+	for attempt := 0; attempt < 10 && len(groups) > 0; attempt++ {
+		if attempt > 0 {
+			sleepCtx(ctx, time.Second)
+		}
+		var res *kafka.DeleteGroupsResponse
+		if res, err = client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: groups}); err != nil {
+			continue
+		}
+		var retry []string
+		err = nil
+		for id, e := range res.Errors {
+			switch {
+			case e == nil, errors.Is(e, kafka.GroupIdNotFound):
+			case errors.Is(e, kafka.NotCoordinatorForGroup), errors.Is(e, kafka.GroupCoordinatorNotAvailable),
+				errors.Is(e, kafka.GroupLoadInProgress):
+				retry, err = append(retry, id), fmt.Errorf("cannot delete consumer group %s: %w", id, e)
+			default:
+				return fmt.Errorf("cannot delete consumer group %s: %w", id, e)
+			}
+		}
+		groups = retry
+	}
+	return err
 }

@@ -107,6 +107,11 @@ func demoReport(ctx context.Context, g *globals, f demoReportFlags, truth *sim.T
 	inputs := []string{topo.Name(topology.Playback), topo.Name(topology.Browse)}
 	var failures []error
 	var problems []string
+	mark := time.Now()
+	took := func(what string) {
+		slog.Debug("report section done", "section", what, "took", time.Since(mark).Round(time.Millisecond))
+		mark = time.Now()
+	}
 
 	// Throughput is measured up to the moment the roles caught up.
 	waitStart := time.Now()
@@ -121,6 +126,7 @@ func demoReport(ctx context.Context, g *globals, f demoReportFlags, truth *sim.T
 		sleepCtx(ctx, 2*time.Second)
 	}
 
+	took("wait")
 	first, last := time.UnixMilli(truth.Totals.FirstEventMs).UTC(), time.UnixMilli(truth.Totals.LastEventMs).UTC()
 	fmt.Fprintf(out, "\nSimulated run: seed %d, %d events (%d playback, %d browse, %d duplicates, %d late), %d sessions, %d planted incidents,\nsimulated time %s .. %s (%s).\n",
 		truth.Params.Seed, truth.Totals.Sent, truth.Totals.Playback, truth.Totals.Browse, truth.Totals.Duplicates, truth.Totals.Late,
@@ -133,6 +139,8 @@ func demoReport(ctx context.Context, g *globals, f demoReportFlags, truth *sim.T
 	} else if n == 0 {
 		problems = append(problems, "the queries returned no rows")
 	}
+
+	took("queries")
 
 	// 2. Alerts beside the planted incidents.
 	section(out, "Alerts raised beside the incidents planted (alert topic "+topo.Name(topology.Alerts)+")")
@@ -151,12 +159,16 @@ func demoReport(ctx context.Context, g *globals, f demoReportFlags, truth *sim.T
 		}
 	}
 
+	took("alerts")
+
 	// 3. Recommendations.
 	section(out, "A simulated profile's recommendations (GET http://"+f.recsAddr+"/v1/profiles/{id}/recommendations?k=10)")
 	if err := demoRecommendations(ctx, g, f, truth, out); err != nil {
 		fmt.Fprintf(out, "%v\n", err)
 		failures = append(failures, err)
 	}
+
+	took("recommendations")
 
 	// 4. Throughput and lag.
 	section(out, "Throughput and lag (http://"+f.opsAddr+"/metrics)")
@@ -500,13 +512,15 @@ func pickProfile(ctx context.Context, base string, truth *sim.Truth) (string, ap
 			planted[p] = true
 		}
 	}
-	// Most simulated profiles play a title or two in an hour; ask about up
-	// to 2,000 (about a second) and stop at one with a real history.
-	const sample, enough = 2000, 8
+	// Simulated profiles play a few titles in an hour; ask about a sample,
+	// for a few seconds at most, and stop at one with a real history.
+	const sample, enough, budget = 300, 8, 5 * time.Second
 	step := max(1, len(truth.Profiles)/sample)
 	best, bestEmb, asked := "", api.Embedding{}, 0
 	var lastErr error
-	for i := 0; i < len(truth.Profiles); i += step {
+	start := time.Now()
+	defer func() { slog.Debug("profiles sampled", "asked", asked, "took", time.Since(start)) }()
+	for i := 0; i < len(truth.Profiles) && time.Since(start) < budget; i += step {
 		id := truth.Profiles[i].ProfileID
 		if planted[id] {
 			continue
