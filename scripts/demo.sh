@@ -118,16 +118,28 @@ dash_pid=$!
 wait_until 30 "the dashboard" curl -fsS "http://$dash/healthz" ||
 	{ tail -20 "$demo_dir/dashboard.log"; die "the dashboard did not start"; }
 
-echo
-echo "Ground truth: $truth. Logs: $demo_dir/run.log, $demo_dir/dashboard.log."
-echo "Kafka and ClickHouse keep running (make down stops them)."
-((status == 0)) || log "the report found problems (exit $status): see above"
-echo
 # The page shows the last hour unless its URL asks for more.
 age=$(($(date +%s) - $(date -d "$epoch" +%s)))
 period=6h
 ((age <= 6 * 3600)) || period=24h
 ((age <= 24 * 3600)) || period=7d
+# What the page will draw: each panel's API answer has rows (the quality
+# panel: lines) or none.
+filled=() empty=()
+for panel in trending completion genre-gap funnel quality alerts; do
+	body=$(curl -fsS "http://$dash/api/$panel?period=$period") || body='"rows":null'
+	if grep -q '"rows":\(null\|\[\]\|{}\)' <<<"$body" && ! grep -q '"lines":\[{' <<<"$body"; then
+		empty+=("$panel")
+	else
+		filled+=("$panel")
+	fi
+done
+echo
+echo "Dashboard panels with data over the last $period: ${filled[*]:-none}${empty[*]:+; empty: ${empty[*]}}"
+echo "Ground truth: $truth. Logs: $demo_dir/run.log, $demo_dir/dashboard.log."
+echo "Kafka and ClickHouse keep running (make down stops them)."
+((status == 0)) || log "the report found problems (exit $status): see above"
+echo
 echo "Dashboard: http://$dash/?period=$period   (Ctrl-C stops the roles and the dashboard)"
 if [[ ${ATLAS_DEMO_EXIT:-0} != 1 ]]; then
 	wait "$dash_pid"
