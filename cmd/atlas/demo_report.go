@@ -382,7 +382,7 @@ func writeAlertTable(w io.Writer, rows []alertRow, traffic func(sim.Incident) (f
 			} else if perMin, ok := traffic(*r.Incident); ok {
 				why = fmt.Sprintf("missed (%.1f sessions a minute in the cell)", perMin)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t│ %s\t\t\t\t\n", kind, subject, start, why)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t│ —\t\t\t\t%s\n", kind, subject, start, why)
 			continue
 		}
 		a := r.Alert
