@@ -15,7 +15,7 @@
 //     waits for: the profile's rows of late_events (DELETE); its id in the
 //     evidence of alerts (bot alerts name the profile; UPDATE to
 //     "(erased)"); its 64-bit hash among the distinct viewers of
-//     playback_minute (UPDATE, viewers decremented), which is what the
+//     playback_minute (UPDATE, viewers recounted), which is what the
 //     roll-up views count. With an account id, the alerts whose subject is
 //     that account (DELETE).
 //
@@ -182,7 +182,10 @@ func Erase(ctx context.Context, cfg Config, profile, account string) (*Report, e
 			apply: "UPDATE evidence = replaceAll(evidence, ?, ?)", applyArgs: []any{mention, redacted}},
 		{Step: Step{Table: "playback_minute", What: "minutes with the profile among the distinct viewers: its hash removed"},
 			where: "has(viewer_hashes, ?)", args: []any{h},
-			apply: "UPDATE viewer_hashes = arrayFilter(x -> x != ?, viewer_hashes), viewers = viewers - 1", applyArgs: []any{h}},
+			// viewers is recounted from the filtered array: "viewers - 1"
+			// is signed, and 18.16 finds no common type with the column.
+			apply:     "UPDATE viewer_hashes = arrayFilter(x -> x != ?, viewer_hashes), viewers = toUInt64(length(arrayFilter(x -> x != ?, viewer_hashes)))",
+			applyArgs: []any{h, h}},
 	}
 	if account != "" {
 		steps = append(steps, mutation{Step: Step{Table: "alerts", What: "alerts about the account deleted"},
