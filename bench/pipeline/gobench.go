@@ -25,7 +25,8 @@ type goBench struct {
 // goBenches are the benchmarks behind rows (d), (e) and (h).
 func goBenches() []*goBench {
 	return []*goBench{
-		{name: "per-event costs", pkg: "./bench/perevent", args: []string{"-test.bench", ".", "-test.cpu", "1"}},
+		// Two passes over 100k events per benchmark and repetition.
+		{name: "per-event costs", pkg: "./bench/perevent", args: []string{"-test.bench", ".", "-test.cpu", "1", "-test.benchtime", "2x"}},
 		{name: "ClickHouse sink", pkg: "./consumers/aggregates/chsink", tags: "integration",
 			args: []string{"-test.bench", "^(BenchmarkWriter|BenchmarkPlainBatch)$"}},
 		{name: "embeddings state", pkg: "./consumers/embeddings",

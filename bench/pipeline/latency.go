@@ -171,7 +171,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 	var readers sync.WaitGroup
 	for _, pt := range md.Topics[0].Partitions {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: dialer, Topic: s.topo.Name(topology.Alerts), Partition: pt.ID,
-			MinBytes: 1, MaxWait: 5 * time.Millisecond})
+			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 5 * time.Millisecond})
 		if err := r.SetOffset(kafka.LastOffset); err != nil {
 			return err
 		}
