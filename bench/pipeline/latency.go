@@ -142,7 +142,9 @@ const (
 func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	run := fmt.Sprintf("%s-%02.0f", s.b.id, 100*lv.frac)
+	// Probes of every load need subjects and titles of their own: an
+	// account that already raised a bot alert stays suppressed.
+	run := fmt.Sprintf("%s-%02.0f%s", s.b.id, 100*lv.frac, strings.TrimSuffix(lv.lateness, "s"))
 	brokers := s.b.kafka.BrokerList()
 	transport, err := s.b.kafka.Transport()
 	if err != nil {
