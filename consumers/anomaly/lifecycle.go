@@ -140,7 +140,7 @@ func (l *lifecycle) encode(b *strings.Builder, budget int) (dropped int) {
 		line := inc.kind + " " + url.QueryEscape(inc.subject) + " " + strconv.FormatInt(inc.start, 36) + " " +
 			strconv.FormatInt(inc.firedAt, 36) + " " + strconv.FormatInt(inc.lastActive, 36) + " " +
 			strconv.FormatInt(inc.quiet, 36) + " " + strconv.Itoa(int(inc.severity)) + " " +
-			strconv.FormatFloat(inc.peakScore, 'g', 6, 64) + ";"
+			strconv.FormatFloat(inc.peakScore, 'g', -1, 64) + ";"
 		if b.Len()+len(line) > budget {
 			dropped++
 			continue
