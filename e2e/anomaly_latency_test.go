@@ -122,7 +122,7 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 	var readers sync.WaitGroup
 	for _, p := range parts {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafka.BrokerList(), Topic: s.topo.Name(topology.Alerts), Partition: p.ID,
-			MinBytes: 1, MaxWait: 5 * time.Millisecond})
+			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 5 * time.Millisecond})
 		must(t, r.SetOffset(kafka.LastOffset))
 		readers.Add(1)
 		go func() {
