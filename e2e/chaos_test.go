@@ -35,8 +35,8 @@ type service struct {
 	name    string
 	script  string
 	pidFile string
-	// marker must appear in the process's command line, so that a recycled
-	// pid is never signalled.
+	// marker must appear in the process's command line, next to the run
+	// folder, so that a recycled pid is never signalled.
 	marker string
 }
 
@@ -57,21 +57,27 @@ func runDir() string {
 	return filepath.Join(tmp, fmt.Sprintf("atlas-%d", os.Getuid()))
 }
 
-// pid returns the pid of the running server, or 0.
+// pid returns the pid of the running server, or 0. It reads the pid file,
+// and when that is missing (a start that lost a race removes it) looks for
+// the server of this run folder among the processes.
 func (sv service) pid() int {
-	b, err := os.ReadFile(filepath.Join(runDir(), sv.pidFile))
-	if err != nil {
-		return 0
+	ours := func(pid int) bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && bytes.Contains(cmdline, []byte(sv.marker)) &&
+			bytes.Contains(cmdline, []byte(filepath.Join(runDir(), filepath.Dir(sv.pidFile))+"/"))
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
+	if b, err := os.ReadFile(filepath.Join(runDir(), sv.pidFile)); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && ours(pid) {
+			return pid
+		}
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(sv.marker)) {
-		return 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && ours(pid) {
+			return pid
+		}
 	}
-	return pid
+	return 0
 }
 
 // kill sends SIGKILL to the server and waits until it is gone. The test
