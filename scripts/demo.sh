@@ -88,19 +88,24 @@ wait_until 90 "the consumers to join their groups" curl -fsS "http://$ops/readyz
 	{ tail -20 "$demo_dir/run.log"; die "the consumers did not become ready"; }
 
 # The simulated period should end about now. How much simulated time the
-# events cover depends on the hour (viewers sleep), so measure it with a
-# run to nowhere (a second or two), then start that long ago.
+# events cover depends on the hour (viewers sleep), so measure it with runs
+# to nowhere (a second or two each), start that long ago, and stop at now
+# (--span) in case the estimate was short.
 simulate=($atlas simulate --seed "$seed" --events "$events" --profiles "$profiles")
-sim_span() {
-	"${simulate[@]}" --epoch "$1" --no-kafka --out /dev/null --log-every 0 |
-		awk '/^simulated time/ {sub(",", "", $5); print $3, $5}'
+sim_span() { # EPOCH: seconds of simulated time the events cover from EPOCH
+	"${simulate[@]}" --epoch "$1" --no-kafka --out /dev/null --log-every 0 2>/dev/null |
+		awk '/^simulated time/ {sub(",", "", $5); print $3, $5}' |
+		{ read -r first last && echo $(($(date -d "$last" +%s) - $(date -d "$first" +%s))); }
 }
+ago() { date -u -d "@$(($(date +%s) - $1))" +%Y-%m-%dT%H:%M:00Z; }
+span_flag=()
 if [[ -n ${ATLAS_DEMO_EPOCH:-} ]]; then
 	epoch=$ATLAS_DEMO_EPOCH
 else
-	read -r first last < <(sim_span "$(date -u -d '-90 min' +%Y-%m-%dT%H:%M:00Z)")
-	span=$(($(date -d "$last" +%s) - $(date -d "$first" +%s)))
-	epoch=$(date -u -d "@$(($(date +%s) - span))" +%Y-%m-%dT%H:%M:00Z)
+	span=$(sim_span "$(ago 5400)")
+	span=$(sim_span "$(ago "$span")")
+	epoch=$(ago "$span")
+	span_flag=(--span "$(($(date +%s) - $(date -d "$epoch" +%s)))s")
 fi
 
 # Keep the previous run's ground truth, not older ones (15 MB each).
@@ -108,7 +113,7 @@ ls -t "$demo_dir"/truth-*.json 2>/dev/null | tail -n +2 | xargs -r rm -f
 truth="$demo_dir/truth-$run_id.json"
 log "simulating $events events at $rate/s ($profiles profiles, seed $seed, simulated time from $epoch)"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-"${simulate[@]}" --epoch "$epoch" --rate "$rate" --truth "$truth" --log-every 10s
+"${simulate[@]}" "${span_flag[@]}" --epoch "$epoch" --rate "$rate" --truth "$truth" --log-every 10s
 
 status=0
 $atlas demo report --truth "$truth" --since "$started" --ops-addr "$ops" --embeddings-api "$recs" || status=$?
