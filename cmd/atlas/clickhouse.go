@@ -13,7 +13,7 @@ import (
 func newClickHouseCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clickhouse",
-		Short: "Manage Atlas's ClickHouse database (migrations)",
+		Short: "Manage Atlas's ClickHouse database (migrations, retention)",
 		Example: `  atlas clickhouse migrate     # as the admin user; twice is a no-op
   atlas clickhouse status      # exits 3 while a migration is pending`,
 	}
@@ -100,6 +100,7 @@ is a no-op. A migration file that changed after it was applied is refused.`,
 				return nil
 			},
 		},
+		newClickHouseDropPartitionsCmd(g),
 	)
 	return cmd
 }
