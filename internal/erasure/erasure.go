@@ -41,12 +41,11 @@
 // Every table that grows with traffic is partitioned by day: the minute
 // tables and late_events by toYYYYMMDD(window_start), alerts by
 // toDate(first_seen). 18.16 has no TTL, so old days are dropped by command,
-// as the admin user: `ALTER TABLE atlas.<table> DROP PARTITION <day>` for
-// every day older than the retention the operator chose (90 days, say),
-// listing them with `SELECT DISTINCT table, partition FROM system.parts
-// WHERE database = 'atlas' AND active`. Keep more days than the input
-// topics' retention (7): a replay of a dropped day would write part of it
-// again. titles is small and never dropped.
+// daily, as the admin user: `atlas clickhouse drop-partitions --older-than
+// 90d` (schemas/warehouse.DropPartitions) drops every day older than the
+// retention the operator chose. It refuses to keep fewer days than the
+// input topics hold plus one: a replay of a dropped day would write part of
+// it again. titles is small and never dropped.
 package erasure
 
 import (
