@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/atlas-stream/atlas/producers/sim"
@@ -175,4 +178,21 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 		}
 	}
 	walk(newRoot())
+}
+
+func TestDoctorWaitsOutACoordinatorThatIsLoading(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("cannot describe group g: %w", kafka.NotCoordinatorForGroup), true},
+		{fmt.Errorf("cannot read the committed positions of group g: %w", kafka.GroupLoadInProgress), true},
+		{kafka.GroupCoordinatorNotAvailable, true},
+		{fmt.Errorf("cannot describe group g: %w", kafka.GroupAuthorizationFailed), false},
+		{errors.New("connection refused"), false},
+	} {
+		if got := coordinatorNotReady(tc.err); got != tc.want {
+			t.Errorf("coordinatorNotReady(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }

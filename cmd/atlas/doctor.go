@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -112,11 +113,27 @@ func doctorChecks(g *globals) ([]doctor.Check, error) {
 			Name: "kafka group " + string(r.Name),
 			Hint: "atlas run " + string(r.Name) + " (or atlas run all) joins it",
 			Run: func(ctx context.Context) (string, error) {
-				grp, err := describeGroup(ctx, client, topology.Default(topology.Options{Prefix: g.topicPrefix}), r)
-				if err != nil {
-					return "", err
+				t := topology.Default(topology.Options{Prefix: g.topicPrefix})
+				for {
+					grp, err := describeGroup(ctx, client, t, r)
+					switch {
+					case err == nil:
+						return doctor.JudgeGroup(grp)
+					case !coordinatorNotReady(err):
+						return "", err
+					}
+					// A broker that just started loads its group
+					// coordinators within seconds: ask again until the
+					// check's time is nearly up.
+					if dl, ok := ctx.Deadline(); ok && time.Until(dl) < time.Second {
+						return "", doctor.Warning("the coordinator of group %s is not ready yet (%v); a broker that just started loads it within seconds", t.GroupID(r.Group), err)
+					}
+					select {
+					case <-ctx.Done():
+						return "", doctor.Warning("the coordinator of group %s is not ready yet (%v)", t.GroupID(r.Group), err)
+					case <-time.After(300 * time.Millisecond):
+					}
 				}
-				return doctor.JudgeGroup(grp)
 			},
 		})
 	}
@@ -189,6 +206,13 @@ func doctorChecks(g *globals) ([]doctor.Check, error) {
 		}
 	}
 	return checks, nil
+}
+
+// coordinatorNotReady reports the errors of a group coordinator that is
+// loading or moving, which go away by themselves.
+func coordinatorNotReady(err error) bool {
+	return errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) ||
+		errors.Is(err, kafka.GroupLoadInProgress)
 }
 
 // describeGroup asks the group coordinator about a role's group and how
