@@ -99,8 +99,8 @@ nothing to show, 1 when a service could not be reached.`,
 }
 
 // demoReport prints the four sections. A section that fails to reach its
-// service says so and the others still print; the error returned is the
-// first failure (exit 1), or a problemsError (exit 3) when the roles did
+// service says so and the others still print; the error returned joins
+// the failures (exit 1), or is a problemsError (exit 3) when the roles did
 // not catch up or a section had nothing to show.
 func demoReport(ctx context.Context, g *globals, f demoReportFlags, truth *sim.Truth, since time.Time, out, errOut io.Writer) error {
 	topo := topology.Default(topology.Options{Prefix: g.topicPrefix, Partitions: truth.Params.Partitions})
@@ -135,6 +135,7 @@ func demoReport(ctx context.Context, g *globals, f demoReportFlags, truth *sim.T
 	// 1. Content strategy.
 	from, to := first.Truncate(time.Minute), last.Truncate(time.Minute).Add(time.Minute)
 	if n, err := demoQueries(ctx, g, f, from, to, out); err != nil {
+		fmt.Fprintf(out, "cannot run the queries: %v\n", err)
 		failures = append(failures, err)
 	} else if n == 0 {
 		problems = append(problems, "the queries returned no rows")
