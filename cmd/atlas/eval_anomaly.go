@@ -165,7 +165,7 @@ func evalSimulated(ctx context.Context, f evalAnomalyFlags, out io.Writer) error
 			}
 		}
 		cfg := evaluate.OfflineConfig(parts)
-		cfg.Lateness = f.lateness
+		cfg.Lateness = orNoLateness(f.lateness)
 		alerts, p, err := evaluate.Run(ctx, cfg, next)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func evalSimulated(ctx context.Context, f evalAnomalyFlags, out io.Writer) error
 			scfg := sim.DefaultConfig()
 			scfg.Seed, scfg.Events = seed, f.simEvents
 			cfg := evaluate.OfflineConfig(0)
-			cfg.Lateness = f.lateness
+			cfg.Lateness = orNoLateness(f.lateness)
 			truth, alerts, err := evaluate.Simulate(ctx, scfg, cfg)
 			if err != nil {
 				return err

@@ -53,7 +53,7 @@ type Config struct {
 	// partition an event may be and still be judged; older events are
 	// counted and dropped. It is also how far stage two's clock lags
 	// behind the inputs, so it bounds the alert latency from below.
-	// Default 2 s.
+	// Default 2 s; [NoLateness] for none.
 	Lateness time.Duration
 	// IdleAfter: an input partition that stage two has heard nothing from
 	// (no record, no mark) for this long on the wall clock is not waited
@@ -91,7 +91,7 @@ func (c *Config) Validate() error {
 		return errors.New("anomaly: PlaybackTopic, BrowseTopic and RekeyTopic are required")
 	case c.Partitions < 1 || c.Partitions > 1<<12:
 		return fmt.Errorf("anomaly: Partitions must be between 1 and 4096, got %d", c.Partitions)
-	case c.Lateness < 0 || c.IdleAfter < 0 || c.MaxBuffered < 0:
+	case (c.Lateness < 0 && c.Lateness != NoLateness) || c.IdleAfter < 0 || c.MaxBuffered < 0:
 		return errors.New("anomaly: Lateness, IdleAfter and MaxBuffered must not be negative")
 	case c.Rekeyer == nil || c.Outbox == nil:
 		return errors.New("anomaly: Rekeyer and Outbox are required")
@@ -99,9 +99,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// NoLateness as Config.Lateness asks for a lateness of zero (a zero field
+// takes the default): events behind their partition's newest are dropped,
+// and alerts wait for no one.
+const NoLateness time.Duration = -1
+
 func (c *Config) defaults() {
-	if c.Lateness == 0 {
+	switch c.Lateness {
+	case 0:
 		c.Lateness = 2 * time.Second
+	case NoLateness:
+		c.Lateness = 0
 	}
 	if c.IdleAfter == 0 {
 		c.IdleAfter = 2 * time.Minute

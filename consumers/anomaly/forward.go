@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/schemas"
@@ -40,10 +41,21 @@ type Forwarder struct {
 	sentViews [numViews]int
 	sentTo    []bool // re-key partitions sent to since the last marks
 	lastMarks int64  // newest event time when marks were last sent
+	marksAt   time.Time
 }
 
 // MarkEvery is how much event time passes between two rounds of marks.
-const MarkEvery = 1000 // ms
+// Live, when event time keeps pace with the wall clock, a round is also
+// due after LiveMarkEvery of both event time and wall time: an alert
+// waits for every source's mark, and a second between rounds was the
+// largest part of its latency. (Rounds every 50 ms of event time alone
+// would send marks for nearly every record of a backlog or a replay, whose
+// event time runs far ahead of the wall clock: 27× the in-memory
+// pipeline's run time.)
+const (
+	MarkEvery     = 1000 // ms
+	LiveMarkEvery = 50   // ms
+)
 
 type ringEntry struct {
 	offset int64
@@ -123,7 +135,7 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		f.sentViews[v]++
 		f.sent = true
 	}
-	if f.lastMarks == noTime || f.maxT-f.lastMarks >= MarkEvery {
+	if f.marksDue() {
 		for q, sent := range f.sentTo {
 			if !sent {
 				subject := markSubject(q)
@@ -134,8 +146,21 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		}
 		clear(f.sentTo)
 		f.lastMarks = f.maxT
+		f.marksAt = f.cfg.Now()
 	}
 	return nil
+}
+
+// marksDue reports whether a round of marks is due: MarkEvery of event
+// time since the last, or LiveMarkEvery of event time and of wall time.
+func (f *Forwarder) marksDue() bool {
+	switch d := f.maxT - f.lastMarks; {
+	case f.lastMarks == noTime || d >= MarkEvery:
+		return true
+	case d >= LiveMarkEvery:
+		return f.cfg.Now().Sub(f.marksAt) >= LiveMarkEvery*time.Millisecond
+	}
+	return false
 }
 
 func (f *Forwarder) wanted(v View, rec schemas.Record) bool {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/schemas"
@@ -74,15 +75,18 @@ func TestForwarder(t *testing.T) {
 			claim: stream.Claim{Topic: "pb", Partition: 1, Committed: 0, Processed: 1}, recs: []*schemas.Playback{hb(t0), hb(t0 + sec)}, replay: 1,
 			want: []string{"account:a#p1.1." + itoa(t0-1000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.1." + itoa(t0-1000),
 				"mark:0#p1.1." + itoa(t0-1000)}},
-		{name: "A partition that gets nothing from this source gets a mark each second of event time, and only then",
-			claim: claim, recs: []*schemas.Playback{hb(t0), hb(t0 + 500), hb(t0 + 1000)},
+		{name: "A partition that gets nothing from this source gets a mark every MarkEvery of event time, and only then",
+			claim: claim, recs: []*schemas.Playback{hb(t0), hb(t0 + MarkEvery/2), hb(t0 + MarkEvery)},
 			want: []string{"account:a#p1.0." + itoa(t0-2000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.0." + itoa(t0-2000), "mark:0#p1.0." + itoa(t0-2000),
-				"account:a#p1.1." + itoa(t0-1500), "cdn:cdn-a|isp:de-telco|cc:DE#p1.1." + itoa(t0-1500),
-				"account:a#p1.2." + itoa(t0-1000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.2." + itoa(t0-1000), "mark:0#p1.2." + itoa(t0-1000)}},
+				"account:a#p1.1." + itoa(t0-2000+MarkEvery/2), "cdn:cdn-a|isp:de-telco|cc:DE#p1.1." + itoa(t0-2000+MarkEvery/2),
+				"account:a#p1.2." + itoa(t0-2000+MarkEvery), "cdn:cdn-a|isp:de-telco|cc:DE#p1.2." + itoa(t0-2000+MarkEvery), "mark:0#p1.2." + itoa(t0-2000+MarkEvery)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var got []sent
-			p := processor(t, testConfig(&got, nil), c.claim)
+			cfg := testConfig(&got, nil)
+			frozen := time.Unix(0, 0)
+			cfg.Now = func() time.Time { return frozen } // no live marks
+			p := processor(t, cfg, c.claim)
 			for i, r := range c.recs {
 				if err := p.Process(context.Background(), &stream.Record{Topic: "pb", Partition: 1, Offset: int64(i), Value: r, Replay: i < c.replay}); err != nil {
 					t.Fatal(err)
@@ -203,3 +207,61 @@ func TestJudge(t *testing.T) {
 }
 
 func itoa(x int64) string { return strconv.FormatInt(x, 10) }
+
+func TestNoLatenessDropsWhatIsBehindThePartitionsNewestAndMarksAtIt(t *testing.T) {
+	var got []sent
+	cfg := testConfig(&got, nil)
+	cfg.Lateness = NoLateness
+	p := processor(t, cfg, stream.Claim{Topic: "pb", Partition: 1, Committed: -1, Processed: -1})
+	t0 := int64(1_793_577_600_000)
+	for i, at := range []int64{t0, t0 - 1} {
+		rec := &schemas.Playback{Envelope: schemas.Envelope{EventID: "e" + strconv.Itoa(i), EventTime: at, ReceiveTime: at,
+			AccountID: "a", ProfileID: "a-1", DeviceID: "d", SessionID: "s", ClientNet: "10.1.1.0/24#000000000000", Country: "DE",
+			DeviceType: schemas.DeviceWeb}, Kind: schemas.PlayHeartbeat, TitleID: "tt-1", CDN: "cdn-a", ISP: "de-telco"}
+		if err := p.Process(context.Background(), &stream.Record{Topic: "pb", Partition: 1, Offset: int64(i), Value: rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("nothing re-keyed")
+	}
+	for _, s := range got {
+		if !strings.HasSuffix(s.key, "#p1.0."+strconv.FormatInt(t0, 10)) {
+			t.Fatalf("sent %s: want only the first event, marked at its own time (no lateness)", s.key)
+		}
+	}
+}
+
+func TestLiveMarksFollowTheWallClock(t *testing.T) {
+	// Event time keeping pace with the wall clock, 60 ms a record: every
+	// record is followed by a round of marks (LiveMarkEvery is 50 ms).
+	// Event time running ahead of a frozen wall clock: every MarkEvery only.
+	hb := func(t int64) *schemas.Playback { return play(t, "a", "d", "s", net(10, 1), schemas.PlayHeartbeat) }
+	t0 := int64(1_793_577_600_000)
+	for _, c := range []struct {
+		name      string
+		wallStep  time.Duration
+		wantMarks int
+	}{{"live", 60 * time.Millisecond, 10}, {"backlog", 0, 1}} {
+		var got []sent
+		cfg := testConfig(&got, nil)
+		now := time.Unix(0, 0)
+		cfg.Now = func() time.Time { return now }
+		p := processor(t, cfg, stream.Claim{Topic: "pb", Partition: 1, Committed: -1, Processed: -1})
+		for i := 0; i < 10; i++ {
+			if err := p.Process(context.Background(), &stream.Record{Topic: "pb", Partition: 1, Offset: int64(i), Value: hb(t0 + int64(i)*60)}); err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(c.wallStep)
+		}
+		marks := 0
+		for _, s := range got {
+			if strings.HasPrefix(s.key, markPrefix) {
+				marks++
+			}
+		}
+		if marks != c.wantMarks {
+			t.Errorf("%s: %d marks over 540 ms of event time, want %d", c.name, marks, c.wantMarks)
+		}
+	}
+}
