@@ -57,7 +57,7 @@ ML-1M ratings.dat, in (timestamp, user, item) order, every rating one play.`,
   atlas eval recs --input ../shared/data/movielens-latest-small/ratings.csv
 
   # simulator traffic with planted tastes
-  atlas simulate --no-kafka --out sim.rec.gz --events 3000000 --profiles 2000 --no-incidents
+  atlas simulate --no-kafka --out sim.rec.gz --events 6000000 --profiles 2000 --no-incidents
   atlas eval recs --input sim.rec.gz
 
   # try another context window and decay, dense vectors alone included
