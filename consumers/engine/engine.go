@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,6 +203,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			// kafka-go retries coordinator errors itself; these are the ones
 			// it surfaces (e.g. the coordinator is still loading on a fresh
 			// broker). Keep trying: the group is not unusable.
+			if refused(err) {
+				r.ready.Store(false)
+				return fmt.Errorf("cannot join consumer group %s: the cluster refused these credentials: %w", r.cfg.Group, err)
+			}
 			r.log.Warn("cannot join consumer group yet; retrying", "group", r.cfg.Group, "err", err)
 			if !backoff.wait(ctx) {
 				return nil
@@ -256,4 +261,21 @@ func (r *Runner) startGeneration(ctx context.Context, gen *kafka.Generation) {
 type topicPartition struct {
 	topic     string
 	partition int
+}
+
+// refused reports whether err says that the cluster refused who we are or
+// what we may do — a wrong password, an untrusted certificate, a missing
+// ACL. Retrying cannot help: the role exits with the reason instead of
+// waiting forever.
+func refused(err error) bool {
+	for _, code := range []kafka.Error{kafka.SASLAuthenticationFailed, kafka.UnsupportedSASLMechanism, kafka.IllegalSASLState,
+		kafka.GroupAuthorizationFailed, kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed} {
+		if errors.Is(err, code) {
+			return true
+		}
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
