@@ -181,16 +181,29 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot create consumer group %s: %w", r.cfg.Group, err)
 	}
-	stopped := make(chan struct{})
+	// Closing the group ends the generation (its partitions drain, flush
+	// and commit) and then leaves the group, so that the partitions move
+	// to the other members at once instead of after the session timeout.
+	// Run returns only after that, and only then closes the dead-letter
+	// writer that draining partitions may still use.
+	stopped, closed := make(chan struct{}), make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-stopped:
 		}
 		group.Close()
+		close(closed)
 	}()
-	defer close(stopped)
 	defer r.dlq.Close()
+	defer func() {
+		close(stopped)
+		select {
+		case <-closed:
+		case <-time.After(leaveTimeout):
+			r.log.Warn("the consumer group did not close in time; leaving without waiting", "group", r.cfg.Group, "waited", leaveTimeout)
+		}
+	}()
 
 	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
 	for {
@@ -262,6 +275,10 @@ type topicPartition struct {
 	topic     string
 	partition int
 }
+
+// leaveTimeout bounds how long Run waits for its last generation to drain
+// and for the group to be left.
+const leaveTimeout = 30 * time.Second
 
 // refused reports whether err says that the cluster refused who we are or
 // what we may do — a wrong password, an untrusted certificate, a missing
