@@ -40,6 +40,7 @@ type tailFlags struct {
 	statuses    []string
 	minSeverity string
 	json        bool
+	format      string
 	follow      bool
 	all         bool
 	limit       int
@@ -51,7 +52,7 @@ func newAlertsTailCmd(g *globals) *cobra.Command {
 		Use:   "tail",
 		Short: "Follow the alert topic: readable lines or JSON, filtered by kind, status and severity",
 		Long: `Print the alerts of atlas.alerts.v1 as they arrive, one per line, or as JSON
-objects (one per line) with --json.
+objects (one per line) with --format json (or --json).
 
 --from says where to start: "now" (default) for new alerts only,
 "beginning" for everything the topic keeps (30 days), an RFC 3339 time, or a
@@ -78,6 +79,13 @@ it has read what the topic held when it started.`,
 			if err != nil {
 				return &usageError{err}
 			}
+			switch f.format {
+			case "json":
+				f.json = true
+			case "text":
+			default:
+				return &usageError{fmt.Errorf("invalid --format %q: want text or json", f.format)}
+			}
 			minSev, err := parseSeverity(f.minSeverity)
 			if err != nil {
 				return &usageError{err}
@@ -101,7 +109,8 @@ it has read what the topic held when it started.`,
 	fl.StringSliceVar(&f.kinds, "kind", nil, "only these kinds (account_sharing, impossible_travel, bot, credential_stuffing, quality_degradation)")
 	fl.StringSliceVar(&f.statuses, "status", nil, "only these statuses (firing, escalated, resolved)")
 	fl.StringVar(&f.minSeverity, "min-severity", "info", "only alerts at least this severe: info, warning, high or critical")
-	fl.BoolVar(&f.json, "json", false, "print one JSON object per line")
+	fl.StringVar(&f.format, "format", "text", "output: text (a readable line per alert) or json (one object per line), as in atlas query")
+	fl.BoolVar(&f.json, "json", false, "short for --format json")
 	fl.BoolVar(&f.follow, "follow", true, "keep waiting for new alerts; false stops at the end of the topic as it was at the start")
 	fl.BoolVar(&f.all, "all", false, "print copies of an alert that was already printed (same id, status and severity)")
 	fl.IntVar(&f.limit, "limit", 0, "stop after printing this many alerts (0: no limit)")
@@ -134,7 +143,8 @@ func parseFrom(s string, now time.Time) (startAt, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return startAt{at: t}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+	// "2h" and "-2h" (as atlas query writes it) both mean two hours ago.
+	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d > 0 {
 		return startAt{at: now.Add(-d)}, nil
 	}
 	return startAt{}, fmt.Errorf("invalid --from %q: want now, beginning, an RFC 3339 time or a duration such as 2h", s)
