@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -191,6 +192,8 @@ func evalSimulated(ctx context.Context, f evalAnomalyFlags, out io.Writer) error
 			}
 			total.Add(evaluate.Score(truth.Incidents, alerts))
 			runs++
+			slog.Info("evaluated a simulated run", "seed", seed, "run", runs, "of", len(seeds), "alerts", len(alerts),
+				"elapsed", time.Since(start).Round(time.Second))
 		}
 		fmt.Fprintf(out, "anomaly detectors over %d simulated runs (seeds %s, %d events each, default settings) in %s\n\n",
 			runs, f.seeds, f.simEvents, time.Since(start).Round(time.Millisecond))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -24,10 +25,11 @@ func init() { evalSubcommands = append(evalSubcommands, newEvalRecsCmd) }
 
 func newEvalRecsCmd(*globals) *cobra.Command {
 	var (
-		input  string
-		models string
-		limit  int
-		cfg    embeddings.EvalConfig
+		input    string
+		models   string
+		limit    int
+		logEvery time.Duration
+		cfg      embeddings.EvalConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "recs --input FILE",
@@ -75,7 +77,7 @@ ML-1M ratings.dat, in (timestamp, user, item) order, every rating one play.`,
 				return &usageError{err}
 			}
 			start := time.Now()
-			desc, err := feedEval(input, ev, limit)
+			desc, err := feedEval(input, ev, limit, cmd.ErrOrStderr(), logEvery)
 			if err != nil {
 				return err
 			}
@@ -87,6 +89,7 @@ ML-1M ratings.dat, in (timestamp, user, item) order, every rating one play.`,
 	f.StringVar(&input, "input", "", "record file (simulate/replay --out) or rating log (ratings.csv, u.data, ratings.dat)")
 	f.StringVar(&models, "models", "", "comma-separated models to compare (default popularity,item-knn,atlas; also atlas-dense)")
 	f.IntVar(&limit, "limit", 0, "stop after this many events (0: all)")
+	f.DurationVar(&logEvery, "log-every", 10*time.Second, "progress log interval when stderr is not a terminal (0: none)")
 	f.IntVar(&cfg.K, "k", 10, "cut-off of recall and NDCG")
 	f.IntVar(&cfg.KNNWindow, "knn-window", 50, "recent titles of the item-kNN baseline")
 	f.IntVar(&cfg.RefreshEvery, "refresh-every", 5000, "refresh the dense vectors after this many first plays")
@@ -103,14 +106,20 @@ ML-1M ratings.dat, in (timestamp, user, item) order, every rating one play.`,
 }
 
 // feedEval reads input and feeds the evaluator; it returns a description
-// of what it read.
-func feedEval(path string, ev *embeddings.Evaluator, limit int) (string, error) {
+// of what it read. Progress goes to progress (see showProgress): bytes of a
+// record file read, or ratings fed.
+func feedEval(path string, ev *embeddings.Evaluator, limit int, progress io.Writer, logEvery time.Duration) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("cannot open input: %w", err)
 	}
 	defer f.Close()
-	var r io.Reader = bufio.NewReaderSize(f, 1<<20)
+	size := int64(-1)
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	cr := &countingReader{r: f}
+	var r io.Reader = bufio.NewReaderSize(cr, 1<<20)
 	if strings.HasSuffix(path, ".gz") {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
@@ -122,6 +131,7 @@ func feedEval(path string, ev *embeddings.Evaluator, limit int) (string, error) 
 	br := bufio.NewReaderSize(r, 1<<16)
 	head, _ := br.Peek(len(recfile.Magic))
 	if string(head) == recfile.Magic {
+		defer showProgress(progress, "evaluated", "bytes", &cr.n, size, logEvery)()
 		return feedRecords(br, ev, limit)
 	}
 	rows, st, err := replay.ReadRatings(br, path, replay.ReadOptions{})
@@ -131,7 +141,10 @@ func feedEval(path string, ev *embeddings.Evaluator, limit int) (string, error) 
 	if limit > 0 && len(rows) > limit {
 		rows = rows[:limit]
 	}
+	var fed atomic.Int64
+	defer showProgress(progress, "evaluated", "ratings", &fed, int64(len(rows)), logEvery)()
 	for _, in := range rows {
+		fed.Add(1)
 		ev.Observe(embeddings.EvalEvent{Kind: embeddings.EvalPlay,
 			Profile: "u" + strconv.FormatUint(uint64(in.User), 10), Title: "m" + strconv.FormatUint(uint64(in.Item), 10)})
 	}
@@ -213,4 +226,16 @@ func printEval(w io.Writer, input, desc string, ev *embeddings.Evaluator, took t
 			}
 		}
 	}
+}
+
+// countingReader counts the bytes read through it, for progress.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestEvalRecsReproducesTheReferenceRowsOnMovieLensSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := feedEval(path, ev, 0); err != nil {
+	if _, err := feedEval(path, ev, 0, io.Discard, 0); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]embeddings.EvalResult{}

@@ -349,10 +349,16 @@ func (d *replayDryRun) print(w io.Writer) {
 	}
 }
 
-// replayProgress shows the replay's progress on w: a line with a bar
-// rewritten four times a second when w is a terminal, a log line every
-// logEvery otherwise. The returned function stops it.
+// replayProgress shows the replay's progress on w (see showProgress).
 func replayProgress(w io.Writer, n *atomic.Int64, total int64, logEvery time.Duration) (stop func()) {
+	return showProgress(w, "replayed", "records", n, total, logEvery)
+}
+
+// showProgress shows the progress of long work on w: a line with a bar
+// rewritten four times a second when w is a terminal, a log line every
+// logEvery otherwise. n counts what is done of total (in unit); verb says
+// what is being done. The returned function stops it.
+func showProgress(w io.Writer, verb, unit string, n *atomic.Int64, total int64, logEvery time.Duration) (stop func()) {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -363,7 +369,7 @@ func replayProgress(w io.Writer, n *atomic.Int64, total int64, logEvery time.Dur
 	if tty {
 		every = 250 * time.Millisecond
 	}
-	if every <= 0 {
+	if every <= 0 || total <= 0 {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -391,9 +397,9 @@ func replayProgress(w io.Writer, n *atomic.Int64, total int64, logEvery time.Dur
 					eta = time.Duration(float64(total-cur) / avg * float64(time.Second)).Round(time.Second).String()
 				}
 				if tty {
-					fmt.Fprintf(w, "\r\033[K%s replayed %d/%d records  %.0f records/s  ETA %s", progressBar(cur, total), cur, total, rate, eta)
+					fmt.Fprintf(w, "\r\033[K%s %s %d/%d %s  %.0f %s/s  ETA %s", progressBar(cur, total), verb, cur, total, unit, rate, unit, eta)
 				} else {
-					slog.Info("replay progress", "records", cur, "total", total, "per_second", int64(rate), "eta", eta)
+					slog.Info(verb, unit, cur, "total", total, "per_second", int64(rate), "eta", eta)
 				}
 			}
 		}
