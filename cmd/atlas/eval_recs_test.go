@@ -1,3 +1,8 @@
+//go:build !integration
+
+// Not in the integration build: make test runs this ~90 s test once, in
+// its unit phase (go test ./...), not again with the integration tests.
+
 package main
 
 import (
