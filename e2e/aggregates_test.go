@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/atlas-stream/atlas/internal/oracle"
 	"github.com/atlas-stream/atlas/producers/sim"
 	"github.com/atlas-stream/atlas/schemas/warehouse"
 	"github.com/atlas-stream/atlas/topology"
@@ -34,8 +34,9 @@ func (s *stack) compareWithTruth(truth *sim.Truth) int {
 	return n
 }
 
-// diffWithTruth is the oracle: every difference between what the views
-// and late_events hold and the ground truth, as readable lines.
+// diffWithTruth is the oracle (internal/oracle, shared with e2e/secure and
+// make bench): every difference between what the views and late_events
+// hold and the ground truth, as readable lines.
 func (s *stack) diffWithTruth(truth *sim.Truth) (int, []string) {
 	s.t.Helper()
 	ctx := context.Background()
@@ -46,95 +47,11 @@ func (s *stack) diffWithTruth(truth *sim.Truth) (int, []string) {
 	}
 	defer conn.Close()
 
-	want := map[string]string{}
-	for _, r := range truth.Playback {
-		add(want, "playback", fmt.Sprint(r.Window, r.TitleID, r.Country, r.DeviceType), r.Starts, r.Completes, r.WatchMs, r.Viewers, r.Dropoff)
+	n, diffs, err := oracle.Diff(ctx, conn, truth)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	for _, r := range truth.Quality {
-		add(want, "quality", fmt.Sprint(r.Window, r.CDN, r.ISP, r.Country), r.Sessions, r.Rebuffers, r.RebufferMs, r.StartFailures, r.Errors, r.BitrateSum, r.BitrateSamples)
-	}
-	for _, r := range truth.Funnel {
-		add(want, "funnel", fmt.Sprint(r.Window, r.Row, r.ArtworkID), r.Impressions, r.Selects, r.Plays)
-	}
-	got := map[string]string{}
-	query(s.t, conn, `SELECT toUInt64(window_start) * 1000, title_id, country, device_type, starts, completes, watch_ms, toUInt64(viewers), dropoff FROM playback_by_minute`,
-		func(r driver.Rows) {
-			var w, st, co, wm, v uint64
-			var title, cc, dt string
-			var drop []uint64
-			must(s.t, r.Scan(&w, &title, &cc, &dt, &st, &co, &wm, &v, &drop))
-			var d [10]int64
-			for i := range drop {
-				d[i] = int64(drop[i])
-			}
-			add(got, "playback", fmt.Sprint(int64(w), title, cc, dt), int64(st), int64(co), int64(wm), int64(v), d)
-		})
-	query(s.t, conn, `SELECT toUInt64(window_start) * 1000, cdn, isp, country, sessions, rebuffers, rebuffer_ms, start_failures, errors, bitrate_sum, bitrate_samples FROM quality_by_minute`,
-		func(r driver.Rows) {
-			var w, a, b, c, d, e, f, g uint64
-			var cdn, isp, cc string
-			must(s.t, r.Scan(&w, &cdn, &isp, &cc, &a, &b, &c, &d, &e, &f, &g))
-			add(got, "quality", fmt.Sprint(int64(w), cdn, isp, cc), int64(a), int64(b), int64(c), int64(d), int64(e), int64(f), int64(g))
-		})
-	query(s.t, conn, `SELECT toUInt64(window_start) * 1000, row, artwork_id, impressions, selects, plays FROM funnel_by_minute`,
-		func(r driver.Rows) {
-			var w, a, b, c uint64
-			var row, art string
-			must(s.t, r.Scan(&w, &row, &art, &a, &b, &c))
-			add(got, "funnel", fmt.Sprint(int64(w), row, art), int64(a), int64(b), int64(c))
-		})
-
-	var diffs []string
-	for k, v := range want {
-		if got[k] != v {
-			diffs = append(diffs, fmt.Sprintf("%s: ClickHouse %q, truth %q", k, got[k], v))
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: ClickHouse %q, not in the truth", k, v))
-		}
-	}
-	late := map[string]bool{}
-	query(s.t, conn, `SELECT event_id FROM late_events FINAL`, func(r driver.Rows) {
-		var id string
-		must(s.t, r.Scan(&id))
-		late[id] = true
-	})
-	wantLate := map[string]bool{}
-	for _, l := range truth.Late {
-		wantLate[l.EventID] = true
-	}
-	for id := range wantLate {
-		if !late[id] {
-			diffs = append(diffs, fmt.Sprintf("late event %s of the truth is not in late_events", id))
-		}
-	}
-	for id := range late {
-		if !wantLate[id] {
-			diffs = append(diffs, fmt.Sprintf("late_events holds %s, which the truth says was on time", id))
-		}
-	}
-	sort.Strings(diffs)
-	return len(want) + len(wantLate), diffs
-}
-
-// add records a row as a string of its values, skipping rows whose values
-// are all zero (a key that only saw uncounted event kinds).
-func add(m map[string]string, table, key string, vals ...any) {
-	s := fmt.Sprint(vals...)
-	zero := true
-	for _, v := range vals {
-		switch x := v.(type) {
-		case int64:
-			zero = zero && x == 0
-		case [10]int64:
-			zero = zero && x == [10]int64{}
-		}
-	}
-	if !zero {
-		m[table+" "+key] = s
-	}
+	return n, diffs
 }
 
 func query(t *testing.T, conn driver.Conn, q string, row func(driver.Rows)) {
