@@ -311,25 +311,11 @@ type alertRow struct {
 // raise the row's severity. Rows are in the order of the incidents, then
 // of the unmatched alerts' detection.
 func pairAlerts(incidents []sim.Incident, alerts []schemas.Alert) []alertRow {
-	firing := map[string]schemas.Alert{}
 	maxSev := map[string]schemas.Severity{}
 	for _, a := range alerts {
 		maxSev[a.ID] = max(maxSev[a.ID], a.Severity)
-		if a.Status != schemas.AlertFiring {
-			continue
-		}
-		if old, ok := firing[a.ID]; !ok || a.DetectedAt < old.DetectedAt {
-			firing[a.ID] = a
-		}
 	}
-	ids := make([]string, 0, len(firing))
-	for id := range firing {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := firing[ids[i]], firing[ids[j]]
-		return a.DetectedAt < b.DetectedAt || a.DetectedAt == b.DetectedAt && a.ID < b.ID
-	})
+	firing, ids := evaluate.FirstFiring(alerts)
 	incs := slices.Clone(incidents)
 	sort.SliceStable(incs, func(i, j int) bool { return incs[i].Start < incs[j].Start })
 	matched := map[string]bool{}

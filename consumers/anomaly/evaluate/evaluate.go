@@ -124,23 +124,7 @@ func (r *Report) Add(o Report) {
 // Score compares the firing alerts among alerts (copies with the same id
 // count once) with the planted incidents.
 func Score(incidents []sim.Incident, alerts []schemas.Alert) Report {
-	firing := map[string]schemas.Alert{}
-	for _, a := range alerts {
-		if a.Status != schemas.AlertFiring {
-			continue
-		}
-		if old, ok := firing[a.ID]; !ok || a.DetectedAt < old.DetectedAt {
-			firing[a.ID] = a
-		}
-	}
-	ids := make([]string, 0, len(firing))
-	for id := range firing {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := firing[ids[i]], firing[ids[j]]
-		return a.DetectedAt < b.DetectedAt || a.DetectedAt == b.DetectedAt && a.ID < b.ID
-	})
+	firing, ids := FirstFiring(alerts)
 	var r Report
 	for _, kind := range Kinds {
 		ks := KindScore{Kind: kind}
@@ -286,3 +270,27 @@ func (s *pipeSink) Send(_ context.Context, rec schemas.Record) error {
 }
 
 func (s *pipeSink) Flush(context.Context) error { return nil }
+
+// FirstFiring returns the first firing alert of each id among alerts
+// (copies of an alert count once) and their ids in the order they were
+// detected, ties by id: what Score matches with the planted incidents.
+func FirstFiring(alerts []schemas.Alert) (map[string]schemas.Alert, []string) {
+	firing := map[string]schemas.Alert{}
+	for _, a := range alerts {
+		if a.Status != schemas.AlertFiring {
+			continue
+		}
+		if old, ok := firing[a.ID]; !ok || a.DetectedAt < old.DetectedAt {
+			firing[a.ID] = a
+		}
+	}
+	ids := make([]string, 0, len(firing))
+	for id := range firing {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := firing[ids[i]], firing[ids[j]]
+		return a.DetectedAt < b.DetectedAt || a.DetectedAt == b.DetectedAt && a.ID < b.ID
+	})
+	return firing, ids
+}
