@@ -43,8 +43,9 @@ up: ## start (or reuse) Kafka and ClickHouse
 	scripts/kafka.sh start
 	scripts/clickhouse.sh start
 
-down: ## stop Kafka and ClickHouse
+down: ## stop Kafka (and the secure broker, if it runs) and ClickHouse
 	scripts/kafka.sh stop || true
+	scripts/kafka.sh --secure stop || true
 	scripts/clickhouse.sh stop || true
 
 env: ## print the ATLAS_* variables that point Atlas at the local services
