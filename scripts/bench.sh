@@ -44,4 +44,7 @@ if [[ ${ATLAS_BENCH_DETAIL:-0} == 1 ]]; then
 	detail "replay: MovieLens generator and reader" -bench . ./producers/replay/
 	detail "embeddings: learn a play, top-10 over 10k titles (p99 reported)" -bench 'Play|Recommend' ./consumers/embeddings/
 	detail "anomaly: detector state bytes per account (1M accounts), the role offline" -bench 'StateBytesPerAccount|RoleOffline' ./consumers/anomaly/
+	log "anomaly alone: event → alert on the topic at half its sustainable load, default lateness and lateness 0 (about 3 minutes)"
+	ATLAS_BENCH=1 go test -tags integration -count=1 -run TestAnomalyAlertLatencyAtHalfTheSustainableLoad -v ./e2e/ 2>&1 |
+		grep -E '^\s+anomaly_latency_test.go|^(--- |ok|FAIL)' || true
 fi
