@@ -155,7 +155,7 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 			t.Error(err)
 			return
 		}
-		sink := &wallClock{KafkaSink: sim.NewKafkaSink(w, s.topo, 50)}
+		sink := sim.WallClock{Sink: sim.NewKafkaSink(w, s.topo, 50)}
 		g.Run(ctx, &sim.Paced{Sink: sink, Rate: rate})
 	}()
 
@@ -208,21 +208,4 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 		}
 	}
 	return out
-}
-
-// wallClock stamps every event with the wall clock as it is sent, so that
-// the role's event-time clock moves with the wall clock.
-type wallClock struct{ *sim.KafkaSink }
-
-func (w *wallClock) Send(ctx context.Context, rec schemas.Record) error {
-	now := time.Now().UnixMilli()
-	switch v := rec.(type) {
-	case *schemas.Playback:
-		v.EventTime, v.ReceiveTime = now, now
-	case *schemas.Browse:
-		v.EventTime, v.ReceiveTime = now, now
-	case *schemas.Title:
-		return nil // the catalog was sent with the backlog
-	}
-	return w.KafkaSink.Send(ctx, rec)
 }

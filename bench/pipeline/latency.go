@@ -249,7 +249,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 			logf("(f) background traffic: %v", err)
 			return
 		}
-		if _, err := g.Run(ctx, &sim.Paced{Sink: &wallClock{KafkaSink: sim.NewKafkaSink(bgw, s.topo, 50)}, Rate: lv.rate}); err != nil && ctx.Err() == nil {
+		if _, err := g.Run(ctx, &sim.Paced{Sink: sim.WallClock{Sink: sim.NewKafkaSink(bgw, s.topo, 50)}, Rate: lv.rate}); err != nil && ctx.Err() == nil {
 			logf("(f) background traffic: %v", err)
 		}
 	}()
@@ -350,21 +350,6 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 	slices.Sort(lv.alert)
 	slices.Sort(lv.queryable)
 	return nil
-}
-
-// wallClock stamps every event with the wall clock as it is sent, so that
-// the roles' event-time clocks move with the wall clock.
-type wallClock struct{ *sim.KafkaSink }
-
-func (w *wallClock) Send(ctx context.Context, rec schemas.Record) error {
-	now := time.Now().UnixMilli()
-	switch v := rec.(type) {
-	case *schemas.Playback:
-		v.EventTime, v.ReceiveTime = now, now
-	case *schemas.Browse:
-		v.EventTime, v.ReceiveTime = now, now
-	}
-	return w.KafkaSink.Send(ctx, rec)
 }
 
 // quantile of sorted durations; 0 when there are none.

@@ -123,3 +123,24 @@ func (p *Paced) Send(ctx context.Context, rec schemas.Record) error {
 
 // Flush forwards.
 func (p *Paced) Flush(ctx context.Context) error { return p.Sink.Flush(ctx) }
+
+// WallClock stamps every playback and browse event with the wall clock as
+// it is sent (event and receive time), then forwards it: simulated traffic
+// whose event time moves with the wall clock, for measuring latency from
+// an event to what the roles make of it.
+type WallClock struct{ Sink Sink }
+
+// Send stamps rec and forwards it.
+func (w WallClock) Send(ctx context.Context, rec schemas.Record) error {
+	now := time.Now().UnixMilli()
+	switch v := rec.(type) {
+	case *schemas.Playback:
+		v.EventTime, v.ReceiveTime = now, now
+	case *schemas.Browse:
+		v.EventTime, v.ReceiveTime = now, now
+	}
+	return w.Sink.Send(ctx, rec)
+}
+
+// Flush forwards.
+func (w WallClock) Flush(ctx context.Context) error { return w.Sink.Flush(ctx) }
