@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -78,7 +79,7 @@ func TestAnomalyAlertLatencyAtHalfTheSustainableLoad(t *testing.T) {
 			s.env = s.env[:len(s.env)-1]
 			s.waitMetric(role, ops, "atlas_engine_claims", 18, 90*time.Second)
 		}
-		lat := s.botLatencies(t, w, half, 40*time.Second)
+		lat, hops := s.botLatencies(t, w, half, 40*time.Second)
 		slices.Sort(lat)
 		if len(lat) < 50 {
 			t.Fatalf("only %d bot alerts arrived", len(lat))
@@ -90,16 +91,28 @@ func TestAnomalyAlertLatencyAtHalfTheSustainableLoad(t *testing.T) {
 		}
 		t.Logf("lateness %s, background %.0f events/s (half the sustainable load): event → alert on the topic over %d alerts: p50 %s, p99 %s, max %s",
 			name, half, len(lat), q(0.5), q(0.99), q(1))
+		for i, name := range hopNames {
+			h := hops[i]
+			slices.Sort(h)
+			if len(h) > 0 {
+				t.Logf("  hop %-34s p50 %5d ms, p99 %5d ms (%d alerts; Kafka timestamps, 1 ms resolution)", name, h[len(h)/2], h[int(0.99*float64(len(h)-1))], len(h))
+			}
+		}
 	}
 	role.signal(syscall.SIGTERM)
 	role.wait(30 * time.Second)
 }
 
+// hopNames are the legs of an alert's path that botLatencies times from
+// the Kafka timestamps of the re-keyed record and of the alert (set by the
+// writers when they encode a request).
+var hopNames = [3]string{"send → re-keyed (stage one)", "re-keyed → alert written (stage two)", "alert written → read"}
+
 // botLatencies sends background traffic at rate events/s for d (event
 // time = wall clock) and starts a bot every 400 ms; it returns, for each
 // bot alert that arrived, the time from sending its triggering impression
 // to the alert's arrival on the alert topic.
-func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time.Duration) []time.Duration {
+func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time.Duration) ([]time.Duration, [3][]int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	run := fmt.Sprint(time.Now().UnixNano() % 1e9)
@@ -108,6 +121,7 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 	type arrival struct {
 		a  schemas.Alert
 		at time.Time
+		ts time.Time // the alert record's timestamp
 	}
 	arrivals := make(chan arrival, 1024)
 	conn, err := kafka.Dial("tcp", s.kafka.BrokerList()[0])
@@ -115,6 +129,10 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 		t.Fatal(err)
 	}
 	parts, err := conn.ReadPartitions(s.topo.Name(topology.Alerts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rekeyParts, err := conn.ReadPartitions(s.prefix + rekeyTopic)
 	conn.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +154,37 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 				at := time.Now()
 				var a schemas.Alert
 				if schemas.DecodeAlert(m.Value, &a) == nil {
-					arrivals <- arrival{a, at}
+					arrivals <- arrival{a, at, m.Time}
+				}
+			}
+		}()
+	}
+	// The re-keyed copies of the bots' impressions, for their timestamps.
+	var rekeyedMu sync.Mutex
+	rekeyed := map[string]time.Time{} // subject + event time → re-key record timestamp
+	prefix := []byte("account:bench-" + run + "-")
+	for _, p := range rekeyParts {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafka.BrokerList(), Topic: s.prefix + rekeyTopic, Partition: p.ID,
+			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 50 * time.Millisecond})
+		must(t, r.SetOffset(kafka.LastOffset))
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer r.Close()
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					return
+				}
+				i := bytes.LastIndexByte(m.Key, '#')
+				if !bytes.HasPrefix(m.Key, prefix) || i < 0 {
+					continue
+				}
+				var b schemas.Browse
+				if schemas.DecodeBrowse(m.Value, &b) == nil {
+					rekeyedMu.Lock()
+					rekeyed[string(m.Key[:i])+fmt.Sprint(b.EventTime)] = m.Time
+					rekeyedMu.Unlock()
 				}
 			}
 		}()
@@ -199,13 +247,22 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 	close(arrivals)
 
 	var out []time.Duration
+	var hops [3][]int64
 	for x := range arrivals {
 		if x.a.Kind != "bot" || x.a.Status != schemas.AlertFiring || !strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-") {
 			continue
 		}
-		if at, ok := sent[x.a.Subject+fmt.Sprint(x.a.DetectedAt)]; ok {
-			out = append(out, x.at.Sub(at))
+		k := x.a.Subject + fmt.Sprint(x.a.DetectedAt)
+		at, ok := sent[k]
+		if !ok {
+			continue
 		}
+		out = append(out, x.at.Sub(at))
+		if rk, ok := rekeyed[k]; ok {
+			hops[0] = append(hops[0], rk.Sub(at).Milliseconds())
+			hops[1] = append(hops[1], x.ts.Sub(rk).Milliseconds())
+		}
+		hops[2] = append(hops[2], x.at.Sub(x.ts).Milliseconds())
 	}
-	return out
+	return out, hops
 }

@@ -49,9 +49,10 @@
 // and for Lateness (2 s by default).
 //
 // Stage one also sends marks — records keyed "mark:<partition>" that only
-// carry the source's mark — to the re-key partitions it had nothing for
-// during the last second of event time, so that a source with few
-// subjects in a partition does not hold its clock back. An input
+// carry the source's mark — every second of event time (live, every 20 ms
+// of event and wall time) to the re-key partitions whose newest mark from
+// it is more than half a round old, so that a source with few subjects in
+// a partition does not hold its clock back. An input
 // partition that stage two hears nothing from for Config.IdleAfter of wall
 // time (2 min; an input partition without any traffic) is no longer
 // waited for; results are exact only while that does not happen.
