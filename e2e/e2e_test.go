@@ -267,6 +267,21 @@ func (s *stack) waitMetric(p *proc, addr, name string, min float64, d time.Durat
 	}
 }
 
+// waitCaughtUp waits until a role has handled every record its partitions
+// held when it fetched them: the engine's lag gauge sums to 0 after some
+// records were handled (a restarted role replays from its commits first).
+func (s *stack) waitCaughtUp(p *proc, addr string, d time.Duration) {
+	s.t.Helper()
+	s.waitMetric(p, addr, "atlas_engine_events_total", 1, d)
+	deadline := time.Now().Add(d)
+	for metric(addr, "atlas_engine_lag_records") != 0 {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the role has not caught up after %s: lag %v records", d, metric(addr, "atlas_engine_lag_records"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // waitReady waits until a process answers /readyz with 200.
 func (s *stack) waitReady(p *proc, addr string, d time.Duration) {
 	s.t.Helper()

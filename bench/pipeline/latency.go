@@ -95,6 +95,11 @@ func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float6
 			if err := waitReady(p, ops, 2*time.Minute); err != nil {
 				return out, err
 			}
+			// The restart replays the re-key topic to rebuild the
+			// detectors; bots sent meanwhile would time the catch-up.
+			if err := waitCaughtUp(p, ops, 2*time.Minute); err != nil {
+				return out, err
+			}
 		}
 		lv := level{frac: f, rate: f * sustainable, lateness: ld.lateness}
 		logf("(f) %.0f%% of %.0f events/s = %.0f events/s for %s, with markers and bots (anomaly lateness %s)", 100*f, sustainable, lv.rate, d, cmp.Or(ld.lateness, "2s, the default"))
@@ -127,6 +132,23 @@ func waitReady(p *proc, ops string, d time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitCaughtUp waits until the roles have handled every record their
+// partitions held when they fetched them (the engine's lag gauge sums to 0
+// once records were handled).
+func waitCaughtUp(p *proc, ops string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for metric(ops, "atlas_engine_events_total") < 1 || metric(ops, "atlas_engine_lag_records") != 0 {
+		if done, err := p.exited(); done {
+			return fmt.Errorf("atlas run all exited (%v):\n%s", err, p.tail(30))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("atlas run all has not caught up after %s: lag %v records", d, metric(ops, "atlas_engine_lag_records"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
 }
 
 // botImpressions and botTrigger: a bot sends botImpressions impressions
