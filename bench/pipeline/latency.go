@@ -47,9 +47,10 @@ type level struct {
 //     detection time is that impression's event time; the time from
 //     writing it to reading the alert on the alert topic.
 //
-// The last load is 50 % again with the anomaly role's lateness at 0 (the
-// default 2 s holds every alert back by that much: stage two waits for
-// the lateness before it judges), to show what the rest of the path costs.
+// The last load is 50 % again with the anomaly role's lateness at 2 s
+// (the default is none): what exact event-time order for events up to 2 s
+// out of order costs, as stage two waits for the lateness before it
+// judges.
 func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float64, d time.Duration) ([]level, error) {
 	s, err := b.newStack("lat")
 	if err != nil {
@@ -81,7 +82,7 @@ func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float6
 	for _, f := range fracs {
 		loads = append(loads, load{f, ""})
 	}
-	loads = append(loads, load{0.5, "0s"})
+	loads = append(loads, load{0.5, "2s"})
 	for _, ld := range loads {
 		f := ld.frac
 		if ld.lateness != "" {
@@ -102,7 +103,7 @@ func (b *bench) latency(ctx context.Context, sustainable float64, fracs []float6
 			}
 		}
 		lv := level{frac: f, rate: f * sustainable, lateness: ld.lateness}
-		logf("(f) %.0f%% of %.0f events/s = %.0f events/s for %s, with markers and bots (anomaly lateness %s)", 100*f, sustainable, lv.rate, d, cmp.Or(ld.lateness, "2s, the default"))
+		logf("(f) %.0f%% of %.0f events/s = %.0f events/s for %s, with markers and bots (anomaly lateness %s)", 100*f, sustainable, lv.rate, d, cmp.Or(ld.lateness, "none, the default"))
 		if err := s.probe(ctx, &lv, d); err != nil {
 			return out, err
 		}
@@ -292,7 +293,8 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 			Country: "US", DeviceType: schemas.DeviceWeb}
 	}
 
-	sent := map[string]time.Time{} // bot subject + event time, or marker title → wall time it was written
+	sent := map[string]time.Time{}       // marker title → wall time it was written
+	impressions := map[string][]sentAt{} // bot subject → its impressions, in order
 	var probes sync.WaitGroup
 	probes.Add(1)
 	go func() { // markers
@@ -324,7 +326,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 					Kind: schemas.BrowseImpression, TitleID: "tt-00001", Row: "trending"}
 				v, _ := schemas.Marshal(e)
 				mu.Lock()
-				sent["account:"+acc+fmt.Sprint(e.EventTime)] = now
+				impressions["account:"+acc] = append(impressions["account:"+acc], sentAt{e.EventTime, now})
 				mu.Unlock()
 				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaBrowse)}); err != nil {
 					return
@@ -349,7 +351,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 		if x.a.Kind != "bot" || x.a.Status != schemas.AlertFiring || !strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-") {
 			continue
 		}
-		if at, ok := sent[x.a.Subject+fmt.Sprint(x.a.DetectedAt)]; ok {
+		if at, ok := trigger(impressions[x.a.Subject], x.a.DetectedAt); ok {
 			lv.alert = append(lv.alert, x.at.Sub(at))
 		}
 	}
@@ -375,6 +377,27 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 }
 
 // quantile of sorted durations; 0 when there are none.
+// sentAt is a probe's event time and the wall time it was written.
+type sentAt struct {
+	eventTime int64
+	wall      time.Time
+}
+
+// trigger returns when the impression that raised an alert detected at
+// detectedAt was written: the last of a bot's impressions (in the order
+// sent) with an event time at or before it. The alert's time is the
+// triggering impression's event time, or a little later when the anomaly
+// role judged the impression late, at its partition's mark (a background
+// event stamped after it reached the partition first).
+func trigger(sent []sentAt, detectedAt int64) (time.Time, bool) {
+	for i := len(sent) - 1; i >= 0; i-- {
+		if sent[i].eventTime <= detectedAt {
+			return sent[i].wall, true
+		}
+	}
+	return time.Time{}, false
+}
+
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0

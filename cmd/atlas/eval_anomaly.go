@@ -103,7 +103,7 @@ thresholds tuned per profile). --nab '' skips it.`,
 	fl.Int64Var(&f.simEvents, "sim-events", 1_000_000, "events per simulated run with --seeds")
 	fl.StringVar(&f.nabDir, "nab", "../shared/data/nab", "Numenta Anomaly Benchmark folder ('' skips NAB)")
 	fl.StringSliceVar(&f.nabCorpus, "nab-corpus", []string{"realKnownCause"}, "NAB corpora (folders under data/) to report file by file")
-	fl.DurationVar(&f.lateness, "lateness", 2*time.Second, "the role's lateness (see atlas run anomaly)")
+	fl.DurationVar(&f.lateness, "lateness", 0, "the role's lateness (ATLAS_ANOMALY_LATENESS of atlas run anomaly)")
 	fl.IntVar(&f.partitions, "partitions", 0, "input partitions (default: the truth's)")
 	return cmd
 }
@@ -166,7 +166,7 @@ func evalSimulated(ctx context.Context, f evalAnomalyFlags, out io.Writer) error
 			}
 		}
 		cfg := evaluate.OfflineConfig(parts)
-		cfg.Lateness = orNoLateness(f.lateness)
+		cfg.Lateness = f.lateness
 		alerts, p, err := evaluate.Run(ctx, cfg, next)
 		if err != nil {
 			return err
@@ -185,7 +185,7 @@ func evalSimulated(ctx context.Context, f evalAnomalyFlags, out io.Writer) error
 			scfg := sim.DefaultConfig()
 			scfg.Seed, scfg.Events = seed, f.simEvents
 			cfg := evaluate.OfflineConfig(0)
-			cfg.Lateness = orNoLateness(f.lateness)
+			cfg.Lateness = f.lateness
 			truth, alerts, err := evaluate.Simulate(ctx, scfg, cfg)
 			if err != nil {
 				return err

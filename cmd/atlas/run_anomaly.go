@@ -39,7 +39,7 @@ const rekeyRetention = 7 * 24 * time.Hour
 // publishing alerts to the alert topic and ClickHouse.
 func runAnomaly(ctx context.Context, env *roleEnv) error {
 	t := env.topo
-	lateness, err := durationEnv("ATLAS_ANOMALY_LATENESS", 2*time.Second)
+	lateness, err := durationEnv("ATLAS_ANOMALY_LATENESS", 0)
 	if err != nil {
 		return &usageError{err}
 	}
@@ -72,7 +72,7 @@ func runAnomaly(ctx context.Context, env *roleEnv) error {
 		BrowseTopic:   t.Name(topology.Browse),
 		RekeyTopic:    t.Name(RekeyTopic),
 		Partitions:    partitions,
-		Lateness:      orNoLateness(lateness),
+		Lateness:      lateness,
 		Locate:        evaluate.GeoLocator(),
 		Rekeyer:       func(c stream.Claim) (anomaly.Rekeyer, error) { return rekey.Claim(c) },
 		Outbox:        func(c stream.Claim) (anomaly.Outbox, error) { return sink.Claim(c) },
@@ -162,13 +162,4 @@ func durationEnv(name string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid %s=%q: want a duration such as 2s", name, v)
 	}
 	return d, nil
-}
-
-// orNoLateness maps a lateness of zero asked for by the user to
-// anomaly.NoLateness (a zero Config field takes the default).
-func orNoLateness(d time.Duration) time.Duration {
-	if d == 0 {
-		return anomaly.NoLateness
-	}
-	return d
 }

@@ -50,10 +50,14 @@ type Config struct {
 	// many. Required: stage two waits for every input partition.
 	Partitions int
 	// Lateness is how far behind the newest event time of its input
-	// partition an event may be and still be judged; older events are
-	// counted and dropped. It is also how far stage two's clock lags
-	// behind the inputs, so it bounds the alert latency from below.
-	// Default 2 s; [NoLateness] for none.
+	// partition an event may be and still be judged at its own time, in
+	// event-time order with the others; an older one is counted and
+	// judged at the newest event time minus the lateness (the source's
+	// mark). It is also how far stage two's clock lags behind the inputs,
+	// so it bounds the alert latency from below. Default none: events are
+	// judged in the order of their partitions, late ones at the mark.
+	// (A default of 2 s held every alert back 2 s: event → alert p99
+	// 2.3 s at half load, against 0.3 s without.)
 	Lateness time.Duration
 	// IdleAfter: an input partition that stage two has heard nothing from
 	// (no record, no mark) for this long on the wall clock is not waited
@@ -91,7 +95,7 @@ func (c *Config) Validate() error {
 		return errors.New("anomaly: PlaybackTopic, BrowseTopic and RekeyTopic are required")
 	case c.Partitions < 1 || c.Partitions > 1<<12:
 		return fmt.Errorf("anomaly: Partitions must be between 1 and 4096, got %d", c.Partitions)
-	case (c.Lateness < 0 && c.Lateness != NoLateness) || c.IdleAfter < 0 || c.MaxBuffered < 0:
+	case c.Lateness < 0 || c.IdleAfter < 0 || c.MaxBuffered < 0:
 		return errors.New("anomaly: Lateness, IdleAfter and MaxBuffered must not be negative")
 	case c.Rekeyer == nil || c.Outbox == nil:
 		return errors.New("anomaly: Rekeyer and Outbox are required")
@@ -99,18 +103,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// NoLateness as Config.Lateness asks for a lateness of zero (a zero field
-// takes the default): events behind their partition's newest are dropped,
-// and alerts wait for no one.
-const NoLateness time.Duration = -1
-
 func (c *Config) defaults() {
-	switch c.Lateness {
-	case 0:
-		c.Lateness = 2 * time.Second
-	case NoLateness:
-		c.Lateness = 0
-	}
 	if c.IdleAfter == 0 {
 		c.IdleAfter = 2 * time.Minute
 	}
@@ -193,7 +186,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atlas_anomaly_forwarded_total",
 			Help: "Records re-keyed into a view by stage one."}, []string{"view"}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_late_events_total",
-			Help: "Events more than the lateness behind their input partition, not judged."}),
+			Help: "Events more than the lateness behind their input partition, judged at its mark instead of their own time."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_duplicate_events_total",
 			Help: "Events whose id was just seen in their input partition, not judged twice."}),
 		staleJudge: prometheus.NewCounter(prometheus.CounterOpts{Name: "atlas_anomaly_rekeyed_dropped_total",

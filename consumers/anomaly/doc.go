@@ -23,9 +23,7 @@
 //     sends each event that some detector wants to the re-key topic once
 //     per view (account, network, cell), keyed by the view's subject:
 //     "account:acc-17", "net:203.0.113.0/24", "cdn:c|isp:i|cc:DE". It drops
-//     duplicate sends (an id seen among the partition's last 64 records)
-//     and events more than Config.Lateness behind the partition's newest
-//     event time.
+//     duplicate sends (an id seen among the partition's last 64 records).
 //   - Stage two, a [Judge] per claimed re-key partition, runs the
 //     detectors of each view over the subjects that hash to it.
 //
@@ -40,13 +38,20 @@
 // difference, or ids and alerts would change after a crash. Each re-keyed
 // record's key therefore carries its source (input topic and partition),
 // its source offset and the source's mark: the newest event time of the
-// source minus the lateness. Every later record of that source has an
-// event time at or above the mark (stage one drops the ones that would
-// not). Stage two holds records back until every source's mark has passed
-// their event time, then hands them to the detectors in event-time order,
-// ties broken by event id: the order is a function of the records alone.
-// The price is latency: an alert waits for the slowest input partition
-// and for Lateness (2 s by default).
+// source minus Config.Lateness. A record's time in stage two is its event
+// time or, if that is below the mark (a late event), the mark: every later
+// record of the source has a time at or above the mark. Stage two holds
+// records back until every source's mark has passed their time, then
+// hands them to the detectors in that order, ties broken by event id: the
+// order is a function of the records alone. Nothing is dropped for being
+// late; a late event only counts as if it had come at the mark. The price
+// is latency: an alert waits for the slowest input partition and for the
+// lateness. The default lateness is none, so stage two judges each
+// source in its partition's order and alerts wait only for the slowest
+// partition (event → alert p50 ≈ 0.1 s, p99 ≈ 0.3 s at half load; a
+// 2 s lateness, the default before, gave p99 2.3 s). A lateness of a few
+// seconds gives exact event-time order to events that arrive that much
+// out of order, for that much more latency.
 //
 // Stage one also sends marks — records keyed "mark:<partition>" that only
 // carry the source's mark — every second of event time (live, every 20 ms

@@ -87,10 +87,14 @@ func newForwarder(cfg *Config, m *metrics, c stream.Claim, code int, out Rekeyer
 	return f, nil
 }
 
-// Process drops duplicate sends and late events, then sends the record to
-// every view that wants it, under a key that carries the subject, the
-// source and the source's watermark. Records processed before the last
-// commit (Replay) were sent then; they only rebuild the duplicate ring.
+// Process drops duplicate sends, then sends the record to every view that
+// wants it, under a key that carries the subject, the source and the
+// source's mark. A late event (more than the lateness behind the
+// partition's newest) is sent too, and stage two judges it at the mark,
+// as if it had come at that time: nothing valid is lost, and the order
+// stays a function of the partition's records. Records processed before
+// the last commit (Replay) were sent then; they only rebuild the
+// duplicate ring.
 func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 	env := envelope(r.Value)
 	if env == nil {
@@ -114,11 +118,8 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 	}
 	t := env.EventTime
 	lateness := ms(f.cfg.Lateness)
-	if f.maxT != noTime && t < f.maxT-lateness {
-		if !r.Replay {
-			f.m.late.Inc()
-		}
-		return nil
+	if f.maxT != noTime && t < f.maxT-lateness && !r.Replay {
+		f.m.late.Inc()
 	}
 	f.maxT = max(f.maxT, t)
 	if r.Replay {

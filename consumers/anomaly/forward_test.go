@@ -2,6 +2,7 @@ package anomaly
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,10 +68,11 @@ func TestForwarder(t *testing.T) {
 			claim: claim, recs: func() []*schemas.Playback { e := hb(t0); return []*schemas.Playback{e, e} }(),
 			want: []string{"account:a#p1.0." + itoa(t0-2000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.0." + itoa(t0-2000),
 				"mark:0#p1.0." + itoa(t0-2000)}},
-		{name: "An event more than the lateness behind its partition's newest is dropped; within it, it goes with the newest's mark",
+		{name: "An event behind its partition's newest goes with the newest's mark, within the lateness or not (stage two judges a late one at the mark)",
 			claim: claim, recs: []*schemas.Playback{hb(t0 + 10*sec), hb(t0 + 7*sec), hb(t0 + 9*sec)},
 			want: []string{"account:a#p1.0." + itoa(t0+8000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.0." + itoa(t0+8000),
-				"mark:0#p1.0." + itoa(t0+8000), "account:a#p1.2." + itoa(t0+8000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.2." + itoa(t0+8000)}},
+				"mark:0#p1.0." + itoa(t0+8000), "account:a#p1.1." + itoa(t0+8000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.1." + itoa(t0+8000),
+				"account:a#p1.2." + itoa(t0+8000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.2." + itoa(t0+8000)}},
 		{name: "Records processed before the last commit are not sent again",
 			claim: stream.Claim{Topic: "pb", Partition: 1, Committed: 0, Processed: 1}, recs: []*schemas.Playback{hb(t0), hb(t0 + sec)}, replay: 1,
 			want: []string{"account:a#p1.1." + itoa(t0-1000), "cdn:cdn-a|isp:de-telco|cc:DE#p1.1." + itoa(t0-1000),
@@ -84,6 +86,7 @@ func TestForwarder(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var got []sent
 			cfg := testConfig(&got, nil)
+			cfg.Lateness = 2 * time.Second // the marks below are 2 s behind
 			frozen := time.Unix(0, 0)
 			cfg.Now = func() time.Time { return frozen } // no live marks
 			p := processor(t, cfg, c.claim)
@@ -186,6 +189,37 @@ func TestJudge(t *testing.T) {
 			t.Fatalf("clock t0%+d with %d buffered; want t0+12s and the three records at t0+11s judged", j.clock-t0, j.buf.Len())
 		}
 	})
+	t.Run("A late record, its event time below its source's mark, is judged at the mark", func(t *testing.T) {
+		var alerts []schemas.Alert
+		cfg := testConfig(nil, &alerts)
+		seen := &timeRecorder{}
+		cfg.Detectors = func() []Detector { return []Detector{seen} }
+		j := processor(t, cfg, stream.Claim{Topic: "rk", Partition: 0, Committed: -1, Processed: -1}).(*Judge)
+		for i, src := range []source{0, 1, 2, 3} {
+			at := t0 + 10*sec
+			if src == 1 {
+				at = t0 + 3*sec // 7 s behind its partition's newest
+			}
+			if err := j.Process(ctx, &stream.Record{Offset: int64(i), Key: key("account:a", src, int64(i), t0+10*sec),
+				Value: impression(at, "a", "p", net(10, 1), 0)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, src := range []source{0, 1, 2, 3} {
+			if err := j.Process(ctx, &stream.Record{Offset: int64(4 + i), Key: key("mark:0", src, int64(10+i), t0+20*sec),
+				Value: impression(t0+20*sec, "a", "p", net(10, 1), 0)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(seen.times) != 4 || slices.ContainsFunc(seen.times, func(x int64) bool { return x != t0+10*sec }) {
+			t.Fatalf("judged at t0%+v; want all four at t0+10000 (the late one at its mark)", func() (d []int64) {
+				for _, x := range seen.times {
+					d = append(d, x-t0)
+				}
+				return
+			}())
+		}
+	})
 	t.Run("A copy that a restarted stage one sends again is dropped, buffered or judged", func(t *testing.T) {
 		j := processor(t, testConfig(nil, &[]schemas.Alert{}), stream.Claim{Topic: "rk", Partition: 0, Committed: -1, Processed: -1}).(*Judge)
 		rec := impression(t0, "a", "p", net(10, 1), 0)
@@ -208,10 +242,10 @@ func TestJudge(t *testing.T) {
 
 func itoa(x int64) string { return strconv.FormatInt(x, 10) }
 
-func TestNoLatenessDropsWhatIsBehindThePartitionsNewestAndMarksAtIt(t *testing.T) {
+func TestWithoutLatenessEverythingIsMarkedAtThePartitionsNewest(t *testing.T) {
 	var got []sent
 	cfg := testConfig(&got, nil)
-	cfg.Lateness = NoLateness
+	cfg.Lateness = 0
 	p := processor(t, cfg, stream.Claim{Topic: "pb", Partition: 1, Committed: -1, Processed: -1})
 	t0 := int64(1_793_577_600_000)
 	for i, at := range []int64{t0, t0 - 1} {
@@ -225,10 +259,18 @@ func TestNoLatenessDropsWhatIsBehindThePartitionsNewestAndMarksAtIt(t *testing.T
 	if len(got) == 0 {
 		t.Fatal("nothing re-keyed")
 	}
+	var offsets []string
 	for _, s := range got {
-		if !strings.HasSuffix(s.key, "#p1.0."+strconv.FormatInt(t0, 10)) {
-			t.Fatalf("sent %s: want only the first event, marked at its own time (no lateness)", s.key)
+		i := strings.LastIndexByte(s.key, '#')
+		if !strings.HasSuffix(s.key, "."+strconv.FormatInt(t0, 10)) {
+			t.Fatalf("sent %s: want every record marked at the newest event time, t0 (no lateness)", s.key)
 		}
+		if !strings.HasPrefix(s.key, "mark:") {
+			offsets = append(offsets, s.key[i+1:i+5]) // "p1.<offset>"
+		}
+	}
+	if !slices.Contains(offsets, "p1.1") {
+		t.Fatalf("sent %v: want the event behind the newest sent too", offsets)
 	}
 }
 
@@ -265,3 +307,17 @@ func TestLiveMarksFollowTheWallClock(t *testing.T) {
 		}
 	}
 }
+
+// timeRecorder is a detector of the account view that records the time
+// of every event it is handed.
+type timeRecorder struct{ times []int64 }
+
+func (r *timeRecorder) Kind() string                      { return "times" }
+func (r *timeRecorder) View() View                        { return ViewAccount }
+func (r *timeRecorder) Wants(schemas.Record) bool         { return true }
+func (r *timeRecorder) LookBack() time.Duration           { return time.Minute }
+func (r *timeRecorder) Observe(e *Event) Verdict          { r.times = append(r.times, e.Time); return Verdict{} }
+func (r *timeRecorder) Advance(int64, func(Verdict))      {}
+func (r *timeRecorder) Evidence(string) map[string]string { return nil }
+func (r *timeRecorder) Quiet() time.Duration              { return time.Minute }
+func (r *timeRecorder) Size() (int, int)                  { return len(r.times), 8 * len(r.times) }
