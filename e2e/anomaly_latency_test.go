@@ -143,57 +143,48 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 		t.Fatal(err)
 	}
 	var readers sync.WaitGroup
-	for _, p := range parts {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafka.BrokerList(), Topic: s.topo.Name(topology.Alerts), Partition: p.ID,
-			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 5 * time.Millisecond})
-		must(t, r.SetOffset(kafka.LastOffset))
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					return
+	follow := func(topic string, parts []kafka.Partition, maxWait time.Duration, handle func(m kafka.Message)) {
+		for _, p := range parts {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafka.BrokerList(), Topic: topic, Partition: p.ID,
+				MinBytes: 1, MaxBytes: 8 << 20, MaxWait: maxWait})
+			must(t, r.SetOffset(kafka.LastOffset))
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				defer r.Close()
+				for {
+					m, err := r.FetchMessage(ctx)
+					if err != nil {
+						return
+					}
+					handle(m)
 				}
-				at := time.Now()
-				var a schemas.Alert
-				if schemas.DecodeAlert(m.Value, &a) == nil {
-					arrivals <- arrival{a, at, m.Time}
-				}
-			}
-		}()
+			}()
+		}
 	}
+	follow(s.topo.Name(topology.Alerts), parts, 5*time.Millisecond, func(m kafka.Message) {
+		at := time.Now()
+		var a schemas.Alert
+		if schemas.DecodeAlert(m.Value, &a) == nil {
+			arrivals <- arrival{a, at, m.Time}
+		}
+	})
 	// The re-keyed copies of the bots' impressions, for their timestamps.
 	var rekeyedMu sync.Mutex
 	rekeyed := map[string]time.Time{} // subject + event time → re-key record timestamp
 	prefix := []byte("account:bench-" + run + "-")
-	for _, p := range rekeyParts {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: s.kafka.BrokerList(), Topic: s.prefix + rekeyTopic, Partition: p.ID,
-			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 50 * time.Millisecond})
-		must(t, r.SetOffset(kafka.LastOffset))
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					return
-				}
-				i := bytes.LastIndexByte(m.Key, '#')
-				if !bytes.HasPrefix(m.Key, prefix) || i < 0 {
-					continue
-				}
-				var b schemas.Browse
-				if schemas.DecodeBrowse(m.Value, &b) == nil {
-					rekeyedMu.Lock()
-					rekeyed[string(m.Key[:i])+fmt.Sprint(b.EventTime)] = m.Time
-					rekeyedMu.Unlock()
-				}
-			}
-		}()
-	}
+	follow(s.prefix+rekeyTopic, rekeyParts, 50*time.Millisecond, func(m kafka.Message) {
+		i := bytes.LastIndexByte(m.Key, '#')
+		if !bytes.HasPrefix(m.Key, prefix) || i < 0 {
+			return
+		}
+		var b schemas.Browse
+		if schemas.DecodeBrowse(m.Value, &b) == nil {
+			rekeyedMu.Lock()
+			rekeyed[string(m.Key[:i])+fmt.Sprint(b.EventTime)] = m.Time
+			rekeyedMu.Unlock()
+		}
+	})
 	time.Sleep(time.Second) // the readers are at the end
 
 	// Background traffic: the simulator's sessions, stamped with the wall clock.
