@@ -16,9 +16,10 @@ import (
 // claimed input partition gets its own (see Config.Rekeyer).
 type Rekeyer interface {
 	// Send queues rec for the re-key topic under key, in the partition of
-	// subject (see [PartitionOf]), after everything sent before. It may
-	// block while too much is unacknowledged; it does not retain key.
-	Send(subject string, key []byte, rec schemas.Record)
+	// the key's subject (see [SubjectOf] and [PartitionOf]), after
+	// everything sent before. It may block while too much is
+	// unacknowledged; it does not retain key.
+	Send(key []byte, rec schemas.Record)
 	// Flush returns once every record sent so far is durable, or an error
 	// when one could not be written (the caller then checkpoints again
 	// later; Flush resends what is not acknowledged).

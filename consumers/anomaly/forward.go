@@ -130,13 +130,15 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		if !f.wanted(v, r.Value) {
 			continue
 		}
-		subject, ok := v.Subject(r.Value)
+		key, ok := v.AppendSubject(f.key[:0], r.Value)
 		if !ok {
+			f.key = key
 			continue
 		}
-		f.key = appendRekeyKey(f.key[:0], subject, f.src, f.cfg.Partitions, r.Offset, mark)
-		f.out.Send(subject, f.key, r.Value)
-		f.markTo[PartitionOf([]byte(subject), f.cfg.Partitions)] = mark
+		n := len(key)
+		f.key = appendRekeySuffix(key, f.src, f.cfg.Partitions, r.Offset, mark)
+		f.out.Send(f.key, r.Value)
+		f.markTo[PartitionOf(f.key[:n], f.cfg.Partitions)] = mark
 		f.sentViews[v]++
 		f.sent = true
 	}
@@ -155,9 +157,8 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		}
 		for q, m := range f.markTo {
 			if m == noTime || m < stale {
-				subject := markSubject(q)
-				f.key = appendRekeyKey(f.key[:0], subject, f.src, f.cfg.Partitions, r.Offset, mark)
-				f.out.Send(subject, f.key, r.Value)
+				f.key = appendRekeySuffix(appendMarkSubject(f.key[:0], q), f.src, f.cfg.Partitions, r.Offset, mark)
+				f.out.Send(f.key, r.Value)
 				f.markTo[q] = mark
 				f.sent = true
 			}

@@ -19,8 +19,8 @@ type sent struct {
 
 type captureRekeyer struct{ got *[]sent }
 
-func (c captureRekeyer) Send(subject string, key []byte, rec schemas.Record) {
-	*c.got = append(*c.got, sent{subject, string(key), rec})
+func (c captureRekeyer) Send(key []byte, rec schemas.Record) {
+	*c.got = append(*c.got, sent{string(SubjectOf(key)), string(key), rec})
 }
 func (captureRekeyer) Flush(context.Context) error { return nil }
 func (captureRekeyer) Close() error                { return nil }

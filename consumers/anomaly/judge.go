@@ -50,6 +50,7 @@ type Judge struct {
 	maxMark int64
 	clock   int64 // records before it have been judged; noTime before any
 
+	ev    Event // the event being judged (see judge)
 	buf   pendingHeap
 	inBuf map[pendingKey]struct{}
 	first map[int64]int64 // minute of event time → first re-key offset with a record in it
@@ -287,10 +288,13 @@ func ignoreVerdict(Verdict) {}
 // rebuilding: state only, no alerts.
 func (j *Judge) judge(p pending, live bool) {
 	j.advance(p.t, live)
-	e := newEvent(p.subject, p.rec, j.cfg.Locate)
-	e.Time = p.t // the mark, for a late event
+	// One Event per judge, reused: a local one escapes through the
+	// Detector interface (an allocation per judged record, about two per
+	// event). Detectors must not retain it.
+	j.ev = newEvent(p.subject, p.rec, j.cfg.Locate)
+	j.ev.Time = p.t // the mark, for a late event
 	for _, d := range j.views[p.view] {
-		v := d.Observe(&e)
+		v := d.Observe(&j.ev)
 		if live {
 			j.verdict(d, v)
 		}

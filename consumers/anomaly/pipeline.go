@@ -249,8 +249,8 @@ func Dedup(alerts []schemas.Alert) []schemas.Alert {
 
 type memRekeyer struct{ p *Pipeline }
 
-func (m memRekeyer) Send(subject string, key []byte, rec schemas.Record) {
-	pt := m.p.parts[pipeKey{m.p.cfg.RekeyTopic, PartitionOf([]byte(subject), m.p.cfg.Partitions)}]
+func (m memRekeyer) Send(key []byte, rec schemas.Record) {
+	pt := m.p.parts[pipeKey{m.p.cfg.RekeyTopic, PartitionOf(SubjectOf(key), m.p.cfg.Partitions)}]
 	pt.log = append(pt.log, pipeRec{key: slices.Clone(key), rec: rec})
 }
 func (memRekeyer) Flush(context.Context) error { return nil }

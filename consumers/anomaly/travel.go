@@ -198,7 +198,8 @@ func (t *Travel) Observe(e *Event) Verdict {
 // places counts the distinct cities of the account within the look-back,
 // with extra (if not empty) counted too.
 func (t *Travel) places(a *travelAcc, extra string) int {
-	var cities []string
+	var buf [8]string // most accounts show one or two cities: no allocation
+	cities := buf[:0]
 	if extra != "" {
 		cities = append(cities, extra)
 	}

@@ -165,6 +165,9 @@ type rekeyHandle struct {
 	r    *Rekey
 	t    *tracker
 	what string
+	// lastRec was encoded as lastValue (see Send).
+	lastRec   schemas.Record
+	lastValue []byte
 }
 
 var rekeyHeaders = map[schemas.Schema][]kafka.Header{
@@ -180,11 +183,18 @@ func headers(s schemas.Schema) []kafka.Header {
 // only while MaxInFlight records of the claim are unacknowledged. An
 // encoding error cannot happen for a record that decoded; it is logged and
 // the record skipped.
-func (h *rekeyHandle) Send(_ string, key []byte, rec schemas.Record) {
-	v, err := schemas.Append(nil, rec)
-	if err != nil {
-		h.r.log.Error("BUG: cannot encode a decoded record for the re-key topic", "err", err)
-		return
+func (h *rekeyHandle) Send(key []byte, rec schemas.Record) {
+	// Stage one sends a record once per view and again as a mark: encode
+	// it once. The bytes are never written to after, so the messages can
+	// share them.
+	v := h.lastValue
+	if rec != h.lastRec || v == nil {
+		var err error
+		if v, err = schemas.Append(nil, rec); err != nil {
+			h.r.log.Error("BUG: cannot encode a decoded record for the re-key topic", "err", err)
+			return
+		}
+		h.lastRec, h.lastValue = rec, v
 	}
 	if err := h.t.add(context.Background(), 1); err != nil {
 		return
