@@ -77,7 +77,8 @@ On SIGTERM the process stops taking new records, makes what it processed
 durable, commits, leaves the group and exits 0.
 
 Metrics, health and readiness are served on --ops-addr:
-/metrics, /healthz, /readyz.`,
+/metrics, /healthz, /readyz, and Go's profiles on /debug/pprof/ (for
+example go tool pprof http://127.0.0.1:9464/debug/pprof/profile?seconds=10).`,
 		Example: `  atlas run aggregates
   atlas run all --ops-addr 127.0.0.1:9464
   ATLAS_TOPIC_PREFIX=staging. atlas run aggregates --flush-interval 2s`,
@@ -91,7 +92,7 @@ Metrics, health and readiness are served on --ops-addr:
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.opsAddr, "ops-addr", "127.0.0.1:9464", "address of /metrics, /healthz and /readyz (empty: none)")
+	fl.StringVar(&f.opsAddr, "ops-addr", "127.0.0.1:9464", "address of /metrics, /healthz, /readyz and /debug/pprof/ (empty: none)")
 	fl.DurationVar(&f.flushInterval, "flush-interval", time.Second, "how often each partition makes its outputs durable and commits")
 	fl.DurationVar(&f.window, "window", time.Minute, "aggregates: tumbling window length (must divide an hour)")
 	fl.DurationVar(&f.lateness, "lateness", 5*time.Second, "aggregates: out-of-orderness the watermark allows")

@@ -40,7 +40,8 @@ func TestEveryCatalogueEntryBecomesADeadLetterWithItsReasonAndTheNeighboursArePr
 	r := &Runner{cfg: Config{Role: "test"}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(nil, "test")}
 	proc := &seen{}
 	w := &claimState{r: r, log: r.log, claim: stream.Claim{Topic: "atlas.playback.v1", Partition: 4, Committed: -1, Processed: -1},
-		proc: proc, dec: schemas.NewDecoder(schemas.Limits{}), next: -1}
+		proc: proc, dec: schemas.NewDecoder(schemas.Limits{}), next: -1,
+		lag: r.metrics.lag.WithLabelValues("atlas.playback.v1", "4"), events: r.metrics.events.WithLabelValues("atlas.playback.v1")}
 	offset := int64(100)
 	msg := func(schema, key string, value []byte) kafka.Message {
 		offset++

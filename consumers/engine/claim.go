@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
@@ -47,6 +48,14 @@ type claimState struct {
 	deadLetters []kafka.Message
 	fenced      bool
 	lastMeta    string // the processor metadata of the last commit
+
+	// Per record, without a label lookup or an allocation: the claim's
+	// metric children and the Record handed to the processor (looking
+	// the children up per record and a Record escaping per record were
+	// 6% of atlas run all's CPU samples in make bench (b)).
+	lag    prometheus.Gauge
+	events prometheus.Counter
+	rec    stream.Record
 }
 
 func (r *Runner) runClaim(runCtx, genCtx context.Context, gen *kafka.Generation, c stream.Claim, restored *sync.WaitGroup) {
@@ -89,7 +98,8 @@ func (r *Runner) runClaim(runCtx, genCtx context.Context, gen *kafka.Generation,
 		return
 	}
 	w := &claimState{r: r, log: log, gen: gen, claim: c, proc: proc, reader: reader,
-		dec: schemas.NewDecoder(r.cfg.Limits), next: -1, lastFlush: time.Now(), lastMeta: c.Metadata}
+		dec: schemas.NewDecoder(r.cfg.Limits), next: -1, lastFlush: time.Now(), lastMeta: c.Metadata,
+		lag: r.metrics.lag.WithLabelValues(c.Topic, strconv.Itoa(c.Partition)), events: r.metrics.events.WithLabelValues(c.Topic)}
 	log.Info("partition claimed", "generation", gen.ID, "resume_offset", offset, "processed_before", c.Processed,
 		"restore_ms", time.Since(start).Milliseconds())
 
@@ -195,7 +205,7 @@ func (w *claimState) handle(ctx context.Context, msg kafka.Message) {
 	w.next = msg.Offset + 1
 	w.uncommitted++
 	if msg.HighWaterMark > 0 {
-		w.r.metrics.lag.WithLabelValues(msg.Topic, strconv.Itoa(msg.Partition)).Set(float64(msg.HighWaterMark - msg.Offset - 1))
+		w.lag.Set(float64(msg.HighWaterMark - msg.Offset - 1))
 	}
 	rec, err := w.dec.Decode(header(msg, schemas.HeaderSchema), msg.Value)
 	if err != nil {
@@ -208,12 +218,12 @@ func (w *claimState) handle(ctx context.Context, msg kafka.Message) {
 		w.deadLetter(msg, "validate", err, replay)
 		return
 	}
-	r := stream.Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Key: msg.Key, Value: rec, Replay: replay}
-	if err := w.process(ctx, &r); err != nil {
+	w.rec = stream.Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Key: msg.Key, Value: rec, Replay: replay}
+	if err := w.process(ctx, &w.rec); err != nil {
 		w.deadLetter(msg, "process", err, replay)
 		return
 	}
-	w.r.metrics.events.WithLabelValues(msg.Topic).Inc()
+	w.events.Inc()
 	w.r.metrics.process.Observe(time.Since(start).Seconds())
 }
 

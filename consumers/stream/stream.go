@@ -27,7 +27,8 @@ import (
 
 // Record is one valid input record handed to a processor. Value is owned by
 // the processor once handed over; Key aliases fetch memory: copy what you
-// keep.
+// keep. The Record itself is reused for the next record: keep its fields,
+// not the pointer.
 type Record struct {
 	Topic     string
 	Partition int

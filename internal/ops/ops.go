@@ -1,6 +1,8 @@
 // Package ops serves the operational endpoints of a long-running Atlas
-// process: /metrics (Prometheus), /healthz (the process is alive) and
-// /readyz (every part reports ready).
+// process: /metrics (Prometheus), /healthz (the process is alive),
+// /readyz (every part reports ready) and /debug/pprof/ (Go's profiles, for
+// finding where the CPU and memory go under real load; the address is
+// loopback by default).
 package ops
 
 import (
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -43,6 +46,11 @@ func Handler(g prometheus.Gatherer, checks []Check) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
