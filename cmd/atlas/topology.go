@@ -59,7 +59,11 @@ Applying twice changes nothing. Exits 3 when drift is found.`,
 			}
 			client.Timeout = 30 * time.Second
 			report, err := topology.Apply(cmd.Context(), client, t)
-			fmt.Fprint(cmd.OutOrStdout(), report.String())
+			if err == nil || len(report.Topics) > 0 {
+				// On an error, only what was done before it: a report of
+				// "cluster : 0 topics" above the error only confused.
+				fmt.Fprint(cmd.OutOrStdout(), report.String())
+			}
 			if err != nil {
 				return err
 			}
