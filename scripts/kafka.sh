@@ -527,12 +527,25 @@ cmd_reset() {
 	rm -rf "$KAFKA_DIR"
 }
 
+# serialize: one start, stop or reset of this broker at a time. Two
+# concurrent starts raced once: the second did not recognise the first's
+# broker while it was still coming up, removed its pid file and started
+# another. The broker does not inherit the lock (CLOSE_INHERITED_FDS).
+serialize() {
+	mkdir -p "$(dirname "$KAFKA_DIR")"
+	exec 9>"$KAFKA_DIR.lock"
+	if ! flock -n 9; then
+		log "another start or stop of $KAFKA_NAME is running; waiting for it"
+		flock -w 300 9 || die "another start or stop of $KAFKA_NAME held $KAFKA_DIR.lock for 5 minutes"
+	fi
+}
+
 case ${1:-} in
-start) cmd_start ;;
-stop) cmd_stop ;;
+start) serialize; cmd_start ;;
+stop) serialize; cmd_stop ;;
 status) cmd_status ;;
 env) cmd_env ;;
 logs) shift; cmd_logs "$@" ;;
-reset) cmd_reset ;;
+reset) serialize; cmd_reset ;;
 *) usage ;;
 esac
