@@ -43,6 +43,10 @@ func runAnomaly(ctx context.Context, env *roleEnv) error {
 	if err != nil {
 		return &usageError{err}
 	}
+	horizon, err := durationEnv("ATLAS_ANOMALY_HORIZON", 0)
+	if err != nil {
+		return &usageError{err}
+	}
 	partitions, err := ensureRekeyTopic(ctx, env.kafka, t)
 	if err != nil {
 		return err
@@ -73,6 +77,7 @@ func runAnomaly(ctx context.Context, env *roleEnv) error {
 		RekeyTopic:    t.Name(RekeyTopic),
 		Partitions:    partitions,
 		Lateness:      lateness,
+		Horizon:       horizon,
 		Locate:        evaluate.GeoLocator(),
 		Rekeyer:       func(c stream.Claim) (anomaly.Rekeyer, error) { return rekey.Claim(c) },
 		Outbox:        func(c stream.Claim) (anomaly.Outbox, error) { return sink.Claim(c) },

@@ -43,8 +43,9 @@
 // record of the source has a time at or above the mark. Stage two holds
 // records back until every source's mark has passed their time, then
 // hands them to the detectors in that order, ties broken by event id: the
-// order is a function of the records alone. Nothing is dropped for being
-// late; a late event only counts as if it had come at the mark. The price
+// order is a function of the records alone. A late event counts as if it
+// had come at the mark; only one more than Config.Horizon (a minute)
+// behind is dropped, as too old to say anything about now. The price
 // is latency: an alert waits for the slowest input partition and for the
 // lateness. The default lateness is none, so stage two judges each
 // source in its partition's order and alerts wait only for the slowest

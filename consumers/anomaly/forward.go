@@ -91,8 +91,8 @@ func newForwarder(cfg *Config, m *metrics, c stream.Claim, code int, out Rekeyer
 // wants it, under a key that carries the subject, the source and the
 // source's mark. A late event (more than the lateness behind the
 // partition's newest) is sent too, and stage two judges it at the mark,
-// as if it had come at that time: nothing valid is lost, and the order
-// stays a function of the partition's records. Records processed before
+// as if it had come at that time; the order stays a function of the
+// partition's records. One beyond the horizon is counted and dropped. Records processed before
 // the last commit (Replay) were sent then; they only rebuild the
 // duplicate ring.
 func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
@@ -118,8 +118,16 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 	}
 	t := env.EventTime
 	lateness := ms(f.cfg.Lateness)
-	if f.maxT != noTime && t < f.maxT-lateness && !r.Replay {
-		f.m.late.Inc()
+	if f.maxT != noTime && t < f.maxT-lateness {
+		if t < f.maxT-ms(f.cfg.Horizon) {
+			if !r.Replay {
+				f.m.late.WithLabelValues("dropped").Inc()
+			}
+			return nil
+		}
+		if !r.Replay {
+			f.m.late.WithLabelValues("at_mark").Inc()
+		}
 	}
 	f.maxT = max(f.maxT, t)
 	if r.Replay {
