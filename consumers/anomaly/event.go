@@ -270,37 +270,15 @@ func parseRekeyKey(b []byte, partitions int) (rekeyKey, error) {
 	if !ok1 || !ok2 {
 		return rekeyKey{}, errBadKey
 	}
-	part, ok3 := parseDecimal(f0)
-	off, ok4 := parseDecimal(f1)
-	mark, ok5 := parseDecimal(f2)
-	if !ok3 || !ok4 || !ok5 || part < 0 || part >= int64(partitions) {
+	// string(f) does not allocate here: the conversion does not escape.
+	part, err1 := strconv.Atoi(string(f0))
+	off, err2 := strconv.ParseInt(string(f1), 10, 64)
+	mark, err3 := strconv.ParseInt(string(f2), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || part < 0 || part >= partitions {
 		return rekeyKey{}, errBadKey
 	}
-	k.src, k.offset, k.mark = source(code*partitions+int(part)), off, mark
+	k.src, k.offset, k.mark = source(code*partitions+part), off, mark
 	return k, nil
-}
-
-// parseDecimal parses an optionally negative decimal integer of at most 18
-// digits (marks are event times, which may be negative in tests).
-func parseDecimal(b []byte) (int64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
 }
 
 // SubjectOf returns the subject part of a re-key topic key: the bytes
