@@ -308,8 +308,6 @@ func PartitionOf(subject []byte, n int) int {
 // says how far its source has got (see [Forwarder]).
 const markPrefix = "mark:"
 
-func markSubject(q int) string { return markPrefix + strconv.Itoa(q) }
-
 func appendMarkSubject(dst []byte, q int) []byte {
 	return strconv.AppendInt(append(dst, markPrefix...), int64(q), 10)
 }
