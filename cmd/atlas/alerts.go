@@ -247,8 +247,12 @@ func tailAlerts(ctx context.Context, brokers []string, dialer func() (*kafka.Dia
 		wg.Add(1)
 		go func(partition int) {
 			defer wg.Done()
+			// MinBytes 1: the broker answers a fetch as soon as an alert
+			// is appended. kafka-go also takes MaxWait as the read
+			// deadline, and a response after it costs a reconnect and a
+			// 100 ms backoff, so MaxWait is long rather than short.
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: d, Topic: topic, Partition: partition,
-				MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond})
+				MinBytes: 1, MaxBytes: 1 << 20, MaxWait: time.Second})
 			defer r.Close()
 			var err error
 			if start.at.IsZero() {
