@@ -3,19 +3,19 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/atlas-stream/atlas/consumers/anomaly"
 	"github.com/atlas-stream/atlas/producers/sim"
 	"github.com/atlas-stream/atlas/schemas"
 	"github.com/atlas-stream/atlas/topology"
@@ -25,12 +25,14 @@ import (
 // latency benchmark against the real broker. It measures the sustainable
 // load (input events per second that `atlas run anomaly` drains from a
 // backlog, both stages in one process), then sends background traffic at
-// half of it with event time = wall clock and injects bots; for each bot
-// alert it takes the time from sending the impression that triggered it
-// (its event time is the alert's detection time) to the alert's arrival
-// on the alert topic. It prints p50, p99 and max, with the default
-// lateness (none) and with a lateness of 2 s, which stage two's clock
-// waits for.
+// half of it with event time = wall clock and injects bots and credential
+// stuffers; for each of their alerts it takes the time from sending the
+// event that triggered it (its event time is the alert's detection time)
+// to the alert's arrival on the alert topic. Bots are judged on arrival
+// by stage one; stuffing takes the re-key topic and stage two, which waits
+// for every input partition. It prints p50, p99 and max of both, with the
+// default lateness (none) and with a lateness of 2 s, which stage two's
+// clock waits for.
 //
 // It takes about three minutes: set ATLAS_BENCH=1 to run it (make bench).
 func TestAnomalyAlertLatencyAtHalfTheSustainableLoad(t *testing.T) {
@@ -84,23 +86,24 @@ func TestAnomalyAlertLatencyAtHalfTheSustainableLoad(t *testing.T) {
 			// the catch-up (p99 1.3–6.6 s in three runs), not the path.
 			s.waitCaughtUp(role, ops, 2*time.Minute)
 		}
-		lat, hops := s.botLatencies(t, w, half, 40*time.Second)
-		slices.Sort(lat)
-		if len(lat) < 50 {
-			t.Fatalf("only %d bot alerts arrived", len(lat))
-		}
-		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(time.Millisecond) }
+		lat, hops := s.alertLatencies(t, w, half, 40*time.Second)
 		name := lateness
 		if name == "" {
 			name = "none (default)"
 		}
-		t.Logf("lateness %s, background %.0f events/s (half the sustainable load): event → alert on the topic over %d alerts: p50 %s, p99 %s, max %s",
-			name, half, len(lat), q(0.5), q(0.99), q(1))
-		for i, name := range hopNames {
-			h := hops[i]
-			slices.Sort(h)
-			if len(h) > 0 {
-				t.Logf("  hop %-34s p50 %5d ms, p99 %5d ms (%d alerts; Kafka timestamps, 1 ms resolution)", name, h[len(h)/2], h[int(0.99*float64(len(h)-1))], len(h))
+		for _, kind := range []string{anomaly.KindBot, anomaly.KindCredentialStuffing} {
+			l := lat[kind]
+			slices.Sort(l)
+			if len(l) < 50 {
+				t.Fatalf("only %d %s alerts arrived", len(l), kind)
+			}
+			q := func(p float64) time.Duration { return l[int(p*float64(len(l)-1))].Round(time.Millisecond) }
+			t.Logf("lateness %s, background %.0f events/s (half the sustainable load): %s (%s): event → alert on the topic over %d alerts: p50 %s, p99 %s, max %s",
+				name, half, kind, pathOf[kind], len(l), q(0.5), q(0.99), q(1))
+			for i, hop := range hopNames {
+				h := hops[kind][i]
+				slices.Sort(h)
+				t.Logf("  hop %-22s p50 %5d ms, p99 %5d ms (Kafka timestamps, 1 ms resolution)", hop, h[len(h)/2], h[int(0.99*float64(len(h)-1))])
 			}
 		}
 	}
@@ -108,16 +111,23 @@ func TestAnomalyAlertLatencyAtHalfTheSustainableLoad(t *testing.T) {
 	role.wait(30 * time.Second)
 }
 
-// hopNames are the legs of an alert's path that botLatencies times from
-// the Kafka timestamps of the re-keyed record and of the alert (set by the
-// writers when they encode a request).
-var hopNames = [3]string{"send → re-keyed (stage one)", "re-keyed → alert written (stage two)", "alert written → read"}
+// pathOf says which path each measured kind of alert takes.
+var pathOf = map[string]string{
+	anomaly.KindBot:                "judged on arrival by stage one",
+	anomaly.KindCredentialStuffing: "re-keyed by network, judged by stage two",
+}
 
-// botLatencies sends background traffic at rate events/s for d (event
-// time = wall clock) and starts a bot every 400 ms; it returns, for each
-// bot alert that arrived, the time from sending its triggering impression
-// to the alert's arrival on the alert topic.
-func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time.Duration) ([]time.Duration, [3][]int64) {
+// hopNames are the legs of an alert's path that alertLatencies times from
+// the alert record's Kafka timestamp (set by the writer when it encodes a
+// request).
+var hopNames = [2]string{"send → alert written", "alert written → read"}
+
+// alertLatencies sends background traffic at rate events/s for d (event
+// time = wall clock) and starts a bot and a credential stuffer every
+// 400 ms; it returns, per alert kind, the time from sending the event that
+// triggered each firing alert to the alert's arrival on the alert topic,
+// and the two hops of that time.
+func (s *stack) alertLatencies(t *testing.T, w *kafka.Writer, rate float64, d time.Duration) (map[string][]time.Duration, map[string][2][]int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	run := fmt.Sprint(time.Now().UnixNano() % 1e9)
@@ -134,10 +144,6 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 		t.Fatal(err)
 	}
 	parts, err := conn.ReadPartitions(s.topo.Name(topology.Alerts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rekeyParts, err := conn.ReadPartitions(s.prefix + rekeyTopic)
 	conn.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -174,22 +180,6 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 			arrivals <- arrival{a, at, m.Time}
 		}
 	})
-	// The re-keyed copies of the bots' impressions, for their timestamps.
-	var rekeyedMu sync.Mutex
-	rekeyed := map[string]time.Time{} // subject + event time → re-key record timestamp
-	prefix := []byte("account:bench-" + run + "-")
-	follow(s.prefix+rekeyTopic, rekeyParts, time.Second, func(m kafka.Message) {
-		i := bytes.LastIndexByte(m.Key, '#')
-		if !bytes.HasPrefix(m.Key, prefix) || i < 0 {
-			return
-		}
-		var b schemas.Browse
-		if schemas.DecodeBrowse(m.Value, &b) == nil {
-			rekeyedMu.Lock()
-			rekeyed[string(m.Key[:i])+fmt.Sprint(b.EventTime)] = m.Time
-			rekeyedMu.Unlock()
-		}
-	})
 	time.Sleep(time.Second) // the readers are at the end
 
 	// Background traffic: the simulator's sessions, stamped with the wall clock.
@@ -209,55 +199,73 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 	}()
 
 	// Bots: 60 impressions 200 ms apart each; the 50th raises the alert.
+	// Credential stuffers: an impression of each of 10 accounts from a
+	// network of their own, 50 ms apart; the 10th raises the alert.
 	bw := &kafka.Writer{Addr: kafka.TCP(s.kafka.BrokerList()...), Topic: s.topo.Name(topology.Browse), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer bw.Close()
 	var mu sync.Mutex
-	sent := map[string][]sentAt{} // subject → its impressions, in order
+	sent := map[string][]sentAt{} // alert subject → its events, in order
 	headers := []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaBrowse)}, {Key: schemas.HeaderContentType, Value: []byte(schemas.ContentType)}}
-	var bots sync.WaitGroup
+	send := func(subject, acc, net string, k int, dwell int64) error {
+		now := time.Now()
+		e := &schemas.Browse{Envelope: schemas.Envelope{EventID: fmt.Sprintf("%s-%d", acc, k), EventTime: now.UnixMilli(),
+			ReceiveTime: now.UnixMilli(), AccountID: acc, ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s",
+			ClientNet: net + "#000000000000", Country: "US", DeviceType: schemas.DeviceWeb},
+			Kind: schemas.BrowseImpression, TitleID: "tt-00001", Row: "trending", DwellMs: dwell}
+		v, _ := schemas.Marshal(e)
+		mu.Lock()
+		sent[subject] = append(sent[subject], sentAt{e.EventTime, now})
+		mu.Unlock()
+		return bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers})
+	}
+	var injectors sync.WaitGroup
 	n := int(d / (400 * time.Millisecond))
 	for i := 0; i < n && ctx.Err() == nil; i++ {
-		bots.Add(1)
+		injectors.Add(2)
 		go func(i int) {
-			defer bots.Done()
+			defer injectors.Done()
 			acc := fmt.Sprintf("bench-%s-%d", run, i)
 			for k := 0; k < 60; k++ {
-				now := time.Now()
-				e := &schemas.Browse{Envelope: schemas.Envelope{EventID: fmt.Sprintf("%s-%d", acc, k), EventTime: now.UnixMilli(),
-					ReceiveTime: now.UnixMilli(), AccountID: acc, ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s",
-					ClientNet: "9.1.2.0/24#000000000000", Country: "US", DeviceType: schemas.DeviceWeb},
-					Kind: schemas.BrowseImpression, TitleID: "tt-00001", Row: "trending"}
-				v, _ := schemas.Marshal(e)
-				mu.Lock()
-				sent["account:"+acc] = append(sent["account:"+acc], sentAt{e.EventTime, now})
-				mu.Unlock()
-				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers}); err != nil {
+				next := time.Now().Add(200 * time.Millisecond)
+				if send("account:"+acc, acc, "9.1.2.0/24", k, 0) != nil {
 					return
 				}
-				time.Sleep(time.Until(now.Add(200 * time.Millisecond)))
+				time.Sleep(time.Until(next))
 			}
 		}(i)
+		go func(seq int64) {
+			defer injectors.Done()
+			net := fmt.Sprintf("10.%d.%d.0/24", seq/256, seq%256)
+			for k := 0; k < 10; k++ {
+				next := time.Now().Add(50 * time.Millisecond)
+				if send("net:"+net, fmt.Sprintf("stuffed-%s-%d-%d", run, i, k), net, 0, 800) != nil {
+					return
+				}
+				time.Sleep(time.Until(next))
+			}
+		}(stuffedNets.Add(1))
 		time.Sleep(400 * time.Millisecond)
 	}
-	bots.Wait()
+	injectors.Wait()
 	time.Sleep(5 * time.Second) // let the last alerts arrive
 	cancel()
 	bg.Wait()
 	readers.Wait()
 	close(arrivals)
 
-	var out []time.Duration
-	var hops [3][]int64
+	lat := map[string][]time.Duration{}
+	hops := map[string][2][]int64{}
 	for x := range arrivals {
-		if x.a.Kind != "bot" || x.a.Status != schemas.AlertFiring || !strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-") {
+		imps, ok := sent[x.a.Subject]
+		if !ok || x.a.Status != schemas.AlertFiring {
 			continue
 		}
-		// The alert's time is its triggering impression's event time, or
-		// a little later if the role judged the impression late (at its
-		// partition's mark): the last impression at or before it.
+		// The alert's time is its triggering event's event time, or a
+		// little later if the role judged the event late (at its
+		// partition's newest): the last event at or before it.
 		var trig sentAt
-		for _, imp := range sent[x.a.Subject] {
+		for _, imp := range imps {
 			if imp.eventTime <= x.a.DetectedAt {
 				trig = imp
 			}
@@ -266,15 +274,18 @@ func (s *stack) botLatencies(t *testing.T, w *kafka.Writer, rate float64, d time
 		if at.IsZero() {
 			continue
 		}
-		out = append(out, x.at.Sub(at))
-		if rk, ok := rekeyed[x.a.Subject+fmt.Sprint(trig.eventTime)]; ok {
-			hops[0] = append(hops[0], rk.Sub(at).Milliseconds())
-			hops[1] = append(hops[1], x.ts.Sub(rk).Milliseconds())
-		}
-		hops[2] = append(hops[2], x.at.Sub(x.ts).Milliseconds())
+		lat[x.a.Kind] = append(lat[x.a.Kind], x.at.Sub(at))
+		h := hops[x.a.Kind]
+		h[0] = append(h[0], x.ts.Sub(at).Milliseconds())
+		h[1] = append(h[1], x.at.Sub(x.ts).Milliseconds())
+		hops[x.a.Kind] = h
 	}
-	return out, hops
+	return lat, hops
 }
+
+// stuffedNets numbers the networks of the credential stuffers, so that
+// no two measurements share one (an open incident would not fire again).
+var stuffedNets atomic.Int64
 
 // sentAt is an impression's event time and the wall time it was sent.
 type sentAt struct {

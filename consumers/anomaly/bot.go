@@ -94,6 +94,13 @@ func (*Bot) Wants(rec schemas.Record) bool {
 	return ok && b.Kind == schemas.BrowseImpression
 }
 
+// OnArrival reports true: each verdict is about one profile's
+// impressions, all in one input partition, so stage one judges them as
+// they arrive (see [OnArrival]). The subject stays the account; an
+// account with bot-like profiles in several input partitions at once has
+// an incident per partition.
+func (*Bot) OnArrival() bool { return true }
+
 // LookBack is the span of a full ring at the slowest rate judged, plus a
 // run gap: older impressions never matter.
 func (b *Bot) LookBack() time.Duration {

@@ -2,8 +2,10 @@ package anomaly
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
@@ -17,8 +19,10 @@ const dedupRing = 64
 
 // Forwarder is stage one: it re-keys one input partition (playback or
 // browse, keyed by profile) into the views whose detectors want its
-// records. It keeps no state beyond the partition's newest event time and
-// the ids of its last records. See the package doc.
+// records, and judges the records that the detectors judged on arrival
+// ([OnArrival]) want. Beyond those detectors' state, it keeps the
+// partition's newest event time and the ids of its last records. See the
+// package doc.
 //
 // Every MarkEvery of event time (live, LiveMarkEvery), it also sends a
 // mark to each re-key partition whose newest mark from it is more than
@@ -43,6 +47,27 @@ type Forwarder struct {
 	markTo    []int64 // per re-key partition: the newest mark sent to it
 	lastMarks int64   // newest event time when marks were last sent
 	marksAt   time.Time
+
+	// The detectors judged on arrival, and where a restart must resume to
+	// rebuild them: per minute of event time in which they judged a
+	// record, the first such record.
+	court      *court
+	buckets    map[int64]bucket
+	lastMinute int64
+	// After a restart, the replay rebuilds the duplicate ring from the
+	// committed offset, and from offset from on (whose partition's newest
+	// event time before it was fromMax) judges again, silently, what the
+	// court judged before the commit. from is -1 when there is nothing to
+	// rebuild.
+	from, fromMax int64
+}
+
+// bucket is where a replay must begin to judge again, in the same
+// state, the records of one minute: the minute's first judged record
+// (offset), the oldest record of the duplicate ring before it (ringFrom),
+// and the partition's newest event time before it (maxBefore).
+type bucket struct {
+	offset, ringFrom, maxBefore int64
 }
 
 // MarkEvery is how much event time passes between two rounds of marks.
@@ -67,24 +92,73 @@ const noTime = -1 << 63
 
 func newForwarder(cfg *Config, m *metrics, c stream.Claim, code int, out Rekeyer) (*Forwarder, error) {
 	f := &Forwarder{cfg: cfg, m: m, claim: c, src: source(code*cfg.Partitions + c.Partition), out: out, maxT: noTime,
-		lastMarks: noTime, markTo: make([]int64, cfg.Partitions)}
+		lastMarks: noTime, markTo: make([]int64, cfg.Partitions), buckets: map[int64]bucket{}, lastMinute: noTime, from: -1}
 	for q := range f.markTo {
 		f.markTo[q] = noTime
 	}
 	if c.Partition < 0 || c.Partition >= cfg.Partitions {
 		return nil, fmt.Errorf("cannot re-key %s/%d: the role was configured for %d partitions", c.Topic, c.Partition, cfg.Partitions)
 	}
+	var local []Detector
 	for _, d := range cfg.Detectors() {
-		f.views[d.View()] = append(f.views[d.View()], d)
+		if judgedOnArrival(d) {
+			local = append(local, d)
+		} else {
+			f.views[d.View()] = append(f.views[d.View()], d)
+		}
+	}
+	if len(local) > 0 {
+		o, err := cfg.Outbox(c)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the alert output of %s/%d: %w", c.Topic, c.Partition, err)
+		}
+		f.court = newCourt(m, o, cfg.Locate, local)
 	}
 	if c.Metadata != "" {
-		t, err := strconv.ParseInt(c.Metadata, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("cannot restore stage one of %s/%d: metadata %q is not an event time: %w", c.Topic, c.Partition, c.Metadata, err)
+		if err := f.restore(c.Metadata); err != nil {
+			return nil, fmt.Errorf("cannot restore stage one of %s/%d: %w", c.Topic, c.Partition, err)
 		}
-		f.maxT = t
 	}
 	return f, nil
+}
+
+// restore reads the metadata of Checkpoint: "f2 newest from fromMax;
+// incidents", numbers in base 36 ("-": none). A bare decimal event time is
+// the metadata of a stage one without detectors judged on arrival.
+func (f *Forwarder) restore(s string) error {
+	if t, err := strconv.ParseInt(s, 10, 64); err == nil {
+		f.maxT = t
+		return nil
+	}
+	head, incs, ok := strings.Cut(s, ";")
+	fs := strings.Fields(head)
+	if !ok || len(fs) != 4 || fs[0] != "f2" {
+		return fmt.Errorf("metadata %q is not stage one's", truncKey([]byte(s)))
+	}
+	var n [3]int64
+	for i, x := range fs[1:] {
+		if x == "-" {
+			n[i] = noTime
+			continue
+		}
+		v, err := strconv.ParseInt(x, 36, 64)
+		if err != nil {
+			return fmt.Errorf("bad number %q in %q: %w", x, head, err)
+		}
+		n[i] = v
+	}
+	f.maxT = n[0]
+	if n[1] != noTime && f.claim.Processed > n[1] {
+		// The replay starts at the committed offset, at or before from.
+		f.from, f.fromMax, f.maxT = n[1], n[2], noTime
+	}
+	if incs == "" {
+		return nil
+	}
+	if f.court == nil {
+		return fmt.Errorf("metadata %q has open incidents, but no detector is judged on arrival", truncKey([]byte(s)))
+	}
+	return f.court.life.decode(incs)
 }
 
 // Process drops duplicate sends, then sends the record to every view that
@@ -107,9 +181,22 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 			break
 		}
 	}
+	ringFrom := r.Offset
+	if f.ringN > 0 {
+		ringFrom = f.ring[(f.ringPos-f.ringN+dedupRing)%dedupRing].offset
+	}
 	f.ring[f.ringPos] = ringEntry{offset: r.Offset, id: env.EventID}
 	f.ringPos = (f.ringPos + 1) % dedupRing
 	f.ringN = min(f.ringN+1, dedupRing)
+	if r.Replay && f.from >= 0 {
+		if r.Offset < f.from {
+			// Before the first record to judge again: the ring only.
+			return nil
+		}
+		if r.Offset == f.from {
+			f.maxT = f.fromMax
+		}
+	}
 	if dup {
 		if !r.Replay {
 			f.m.duplicates.Inc()
@@ -129,7 +216,11 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 			f.m.late.WithLabelValues("at_mark").Inc()
 		}
 	}
+	maxBefore := f.maxT
 	f.maxT = max(f.maxT, t)
+	if f.court != nil {
+		f.judge(r, ringFrom, maxBefore)
+	}
 	if r.Replay {
 		return nil
 	}
@@ -189,6 +280,37 @@ func (f *Forwarder) marksDue() bool {
 	return false
 }
 
+// judge hands r to the detectors judged on arrival, at the partition's
+// newest event time: in the partition's order, which for one profile is
+// the order it sent its events in, so a late event counts as if it had
+// come at the newest time (the lateness, which orders the re-keyed events
+// of many partitions by event time, does not apply). It notes the minute's
+// first judged record, to resume there after a restart.
+func (f *Forwarder) judge(r *stream.Record, ringFrom, maxBefore int64) {
+	live := !r.Replay
+	t := f.maxT
+	for v := View(0); v < numViews; v++ {
+		if !f.court.wants(v, r.Value) {
+			continue
+		}
+		key, ok := v.AppendSubject(f.key[:0], r.Value)
+		f.key = key
+		if !ok {
+			continue
+		}
+		if minute := floorDiv(t, offsetBucketMs); minute != f.lastMinute {
+			if _, seen := f.buckets[minute]; !seen {
+				f.buckets[minute] = bucket{offset: r.Offset, ringFrom: ringFrom, maxBefore: maxBefore}
+			}
+			f.lastMinute = minute
+		}
+		f.court.judge(string(key), v, r.Value, t, live)
+	}
+	if maxBefore != f.maxT {
+		f.court.advance(f.maxT, live)
+	}
+}
+
 func (f *Forwarder) wanted(v View, rec schemas.Record) bool {
 	for _, d := range f.views[v] {
 		if d.Wants(rec) {
@@ -198,10 +320,18 @@ func (f *Forwarder) wanted(v View, rec schemas.Record) bool {
 	return false
 }
 
-// Checkpoint waits until everything sent is durable. It resumes at the
-// oldest record of the duplicate ring, so that a restart rebuilds the ring
-// by replaying it, and keeps the newest event time in the metadata.
+// Checkpoint waits until everything sent and every alert published is
+// durable. It resumes at the oldest record of the duplicate ring, so that
+// a restart rebuilds the ring by replaying it, or earlier, at the first
+// record of the oldest minute still in the look-back of a detector judged
+// on arrival (the ring before it, then the records to judge again). The
+// metadata keeps the newest event time and the open incidents.
 func (f *Forwarder) Checkpoint(ctx context.Context) (stream.Checkpoint, error) {
+	if f.court != nil && f.from >= 0 && f.maxT == noTime {
+		// Restarted, and the replay has not reached from yet: nothing new
+		// since the commit this claim started from.
+		return stream.Checkpoint{Offset: f.claim.Committed, Metadata: f.claim.Metadata}, nil
+	}
 	if f.sent {
 		if err := f.out.Flush(ctx); err != nil {
 			return stream.Checkpoint{}, fmt.Errorf("cannot re-key %s/%d: %w", f.claim.Topic, f.claim.Partition, err)
@@ -219,11 +349,70 @@ func (f *Forwarder) Checkpoint(ctx context.Context) (stream.Checkpoint, error) {
 		oldest := (f.ringPos - f.ringN + dedupRing) % dedupRing
 		cp.Offset = f.ring[oldest].offset
 	}
-	if f.maxT != noTime {
-		cp.Metadata = strconv.FormatInt(f.maxT, 10)
+	if f.court == nil {
+		if f.maxT != noTime {
+			cp.Metadata = strconv.FormatInt(f.maxT, 10)
+		}
+		return cp, nil
 	}
+	if err := f.court.flush(ctx); err != nil {
+		return stream.Checkpoint{}, fmt.Errorf("cannot publish alerts of %s/%d: %w", f.claim.Topic, f.claim.Partition, err)
+	}
+	oldest, from := int64(-1), bucket{offset: -1}
+	if f.maxT != noTime {
+		keep := floorDiv(f.maxT-f.court.horizon, offsetBucketMs)
+		for minute, b := range f.buckets {
+			if minute < keep {
+				delete(f.buckets, minute)
+			} else if oldest < 0 || b.offset < from.offset {
+				oldest, from = minute, b
+			}
+		}
+	}
+	if oldest >= 0 {
+		cp.Offset = min(cp.Offset, from.ringFrom)
+	}
+	f.court.reportSize()
+	var b strings.Builder
+	b.WriteString("f2 ")
+	b.WriteString(base36(f.maxT))
+	b.WriteByte(' ')
+	if oldest >= 0 {
+		b.WriteString(strconv.FormatInt(from.offset, 36))
+		b.WriteByte(' ')
+		b.WriteString(base36(from.maxBefore))
+	} else {
+		b.WriteString("- -")
+	}
+	b.WriteByte(';')
+	if n := f.court.life.encode(&b, metaBudget); n > 0 {
+		f.m.dropped.Add(float64(n))
+	}
+	cp.Metadata = b.String()
 	return cp, nil
 }
 
-// Close releases the output.
-func (f *Forwarder) Close() error { return f.out.Close() }
+func base36(t int64) string {
+	if t == noTime {
+		return "-"
+	}
+	return strconv.FormatInt(t, 36)
+}
+
+// StateSize returns the subjects and estimated bytes each detector judged
+// on arrival holds.
+func (f *Forwarder) StateSize() map[string][2]int {
+	if f.court == nil {
+		return nil
+	}
+	return f.court.stateSize()
+}
+
+// Close releases the outputs.
+func (f *Forwarder) Close() error {
+	err := f.out.Close()
+	if f.court != nil {
+		err = errors.Join(err, f.court.close())
+	}
+	return err
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/schemas"
 )
@@ -112,7 +114,11 @@ func TestForwarder(t *testing.T) {
 
 func TestForwarderResumesAtItsRingAndKeepsItsNewestEventTime(t *testing.T) {
 	var got []sent
-	p := processor(t, testConfig(&got, nil), stream.Claim{Topic: "br", Partition: 0, Committed: -1, Processed: -1})
+	cfg := testConfig(&got, nil)
+	cfg.Detectors = func() []Detector { // none judged on arrival
+		return []Detector{NewSharing(SharingConfig{}), NewTravel(TravelConfig{}), NewStuffing(StuffingConfig{})}
+	}
+	p := processor(t, cfg, stream.Claim{Topic: "br", Partition: 0, Committed: -1, Processed: -1})
 	for i := 0; i < 100; i++ {
 		if err := p.Process(context.Background(), &stream.Record{Offset: int64(i), Value: impression(t0+int64(i)*sec, "a", "p", net(10, 1), 500)}); err != nil {
 			t.Fatal(err)
@@ -124,6 +130,82 @@ func TestForwarderResumesAtItsRingAndKeepsItsNewestEventTime(t *testing.T) {
 	}
 	if cp.Offset != 100-dedupRing || cp.Metadata != itoa(t0+99*sec) {
 		t.Fatalf("checkpoint %+v, want offset %d and metadata %d", cp, 100-dedupRing, t0+99*sec)
+	}
+}
+
+// botPartition is one browse partition's records: people browsing (one
+// impression a second each, with dwell) around a bot (five impressions a
+// second, no dwell) that runs from the second minute for 40 s, and six
+// more minutes of people, so that its incident resolves.
+func botPartition() []schemas.Record {
+	var recs []schemas.Record
+	for ms := int64(0); ms < 9*60*sec; ms += 200 {
+		if ms%sec == 0 {
+			for _, who := range []string{"h1", "h2"} {
+				recs = append(recs, impression(t0+ms, who, "pro-"+who, net(10, 1), 900+ms%700))
+			}
+		}
+		if ms >= 60*sec && ms < 100*sec {
+			recs = append(recs, impression(t0+ms, "bot", "pro-bot", net(10, 2), 0))
+		}
+	}
+	return recs
+}
+
+func TestStageOneJudgesBotsOnArrivalAndARestartRebuildsThem(t *testing.T) {
+	recs := botPartition()
+	// Checkpoints in the middle of the bot's run (its look-back reaches the
+	// partition's first record) and after it (the incident still open).
+	for _, cut := range []int{400, 700} {
+		var alerts []schemas.Alert
+		p := processor(t, testConfig(new([]sent), &alerts), stream.Claim{Topic: "br", Partition: 0, Committed: -1, Processed: -1})
+		firedAt := -1
+		var cp stream.Checkpoint
+		var afterCP int
+		for i, r := range recs {
+			if err := p.Process(context.Background(), &stream.Record{Topic: "br", Offset: int64(i), Value: r}); err != nil {
+				t.Fatal(err)
+			}
+			if firedAt < 0 && len(alerts) > 0 {
+				firedAt = i
+			}
+			if i == cut {
+				var err error
+				if cp, err = p.Checkpoint(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				afterCP = len(alerts)
+			}
+		}
+		if len(alerts) != 2 || alerts[0].Kind != KindBot || alerts[0].Status != schemas.AlertFiring || alerts[1].Status != schemas.AlertResolved {
+			t.Fatalf("alerts %+v, want the bot firing, then resolved", alerts)
+		}
+		// Fired in stage one, at the bot's 50th impression: nothing waited
+		// for the re-key topic or for other partitions.
+		if b := recs[firedAt].(*schemas.Browse); b.AccountID != "bot" || alerts[0].DetectedAt != b.EventTime || b.EventTime != t0+60*sec+49*200 {
+			t.Fatalf("fired at record %d (%+v), detected at %d; want the bot's 50th impression, at %d", firedAt, b.Envelope, alerts[0].DetectedAt, t0+60*sec+49*200)
+		}
+		// The look-back (30 s) plus a minute, to the start of its minute:
+		// 1.5 to 2.5 min back, 7 records a second during the bot's run, 2
+		// after.
+		if cp.Offset < 0 || cp.Offset >= int64(cut-dedupRing) || (cut == 700) != (cp.Offset > 0) ||
+			!strings.HasPrefix(cp.Metadata, "f2 ") || !strings.Contains(cp.Metadata, ";bot account%3Abot ") || afterCP != 1 {
+			t.Fatalf("checkpoint after record %d: %+v after %d alerts: want an offset before the ring (the bot's look-back) and the open incident", cut, cp, afterCP)
+		}
+
+		// A restart from the checkpoint replays from its offset and
+		// publishes exactly what the first run published after it.
+		var again []schemas.Alert
+		p2 := processor(t, testConfig(new([]sent), &again), stream.Claim{Topic: "br", Partition: 0, Committed: cp.Offset, Processed: int64(cut) + 1, Metadata: cp.Metadata})
+		for i := int(cp.Offset); i < len(recs); i++ {
+			if err := p2.Process(context.Background(), &stream.Record{Topic: "br", Offset: int64(i), Value: recs[i], Replay: i <= cut}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if diff := cmp.Diff(alerts[afterCP:], again); diff != "" {
+			t.Fatalf("after a restart from %+v, alerts differ (-first run +restart):\n%s", cp, diff)
+		}
+		t.Logf("checkpoint after record %d: resume at %d, %q; the restart published the same %d alerts", cut, cp.Offset, cp.Metadata, len(again))
 	}
 }
 

@@ -30,27 +30,17 @@ const offsetBucketMs = 60_000
 // alerts. See the package doc for how it orders records from different
 // input partitions and how a restart rebuilds its state exactly.
 type Judge struct {
-	cfg   *Config
-	m     *metrics
-	claim stream.Claim
-	out   Outbox
-	part  string
-	views [numViews][]Detector
-	all   []Detector
-	// report holds, per detector of all, the callback that turns its
-	// timed verdicts into alerts; made once, because a closure made per
-	// call escapes through the Detector interface: 20 allocations per
-	// event (of 43), 8% of the role's CPU in bench/perevent.
-	report  []func(Verdict)
-	horizon int64 // the longest look-back, plus a minute
-	life    *lifecycle
+	cfg    *Config
+	m      *metrics
+	claim  stream.Claim
+	part   string
+	*court // the detectors not judged on arrival
 
 	marks   []int64     // per input partition: every later record has t ≥ mark
 	heard   []time.Time // per input partition: when a record of it last came (wall clock)
 	maxMark int64
 	clock   int64 // records before it have been judged; noTime before any
 
-	ev    Event // the event being judged (see judge)
 	buf   pendingHeap
 	inBuf map[pendingKey]struct{}
 	first map[int64]int64 // minute of event time → first re-key offset with a record in it
@@ -61,10 +51,6 @@ type Judge struct {
 	replaying   bool
 	rebuild     []pending
 	rebuildSeen map[pendingKey]struct{}
-
-	published    bool
-	sizeSubjects map[string]int
-	sizeBytes    map[string]int
 
 	idleGauge, bufferedGauge, lagGauge prometheus.Gauge
 }
@@ -86,10 +72,16 @@ type pendingKey struct {
 }
 
 func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, error) {
-	j := &Judge{cfg: cfg, m: m, claim: c, out: out, part: strconv.Itoa(c.Partition), life: newLifecycle(),
+	var ds []Detector
+	for _, d := range cfg.Detectors() {
+		if !judgedOnArrival(d) {
+			ds = append(ds, d)
+		}
+	}
+	j := &Judge{cfg: cfg, m: m, claim: c, part: strconv.Itoa(c.Partition), court: newCourt(m, out, cfg.Locate, ds),
 		marks: make([]int64, numSrcTopic*cfg.Partitions), heard: make([]time.Time, numSrcTopic*cfg.Partitions),
 		maxMark: noTime, clock: noTime,
-		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}, sizeSubjects: map[string]int{}, sizeBytes: map[string]int{}}
+		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}}
 	j.idleGauge, j.bufferedGauge = m.idle.WithLabelValues(j.part), m.buffered.WithLabelValues(j.part)
 	j.lagGauge = m.lag.WithLabelValues(j.part)
 	now := cfg.Now()
@@ -97,13 +89,6 @@ func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, erro
 		j.marks[i] = noTime
 		j.heard[i] = now
 	}
-	j.all = cfg.Detectors()
-	for _, d := range j.all {
-		j.report = append(j.report, func(v Verdict) { j.verdict(d, v) })
-		j.views[d.View()] = append(j.views[d.View()], d)
-		j.horizon = max(j.horizon, ms(d.LookBack()))
-	}
-	j.horizon += 60_000
 	if c.Metadata != "" {
 		if err := j.restore(c.Metadata); err != nil {
 			return nil, fmt.Errorf("cannot restore stage two of %s/%d: %w", c.Topic, c.Partition, err)
@@ -267,59 +252,10 @@ func (j *Judge) release() {
 	}
 }
 
-// advance lets event time pass up to now: detector timers and incident
-// resolutions due by then.
-func (j *Judge) advance(now int64, live bool) {
-	if !live {
-		for _, d := range j.all {
-			d.Advance(now, ignoreVerdict)
-		}
-		return
-	}
-	for i, d := range j.all {
-		d.Advance(now, j.report[i])
-	}
-	j.life.advance(now, j.publish)
-}
-
-func ignoreVerdict(Verdict) {}
-
 // judge hands one record to the detectors of its view. live is false while
 // rebuilding: state only, no alerts.
 func (j *Judge) judge(p pending, live bool) {
-	j.advance(p.t, live)
-	// One Event per judge, reused: a local one escapes through the
-	// Detector interface (an allocation per judged record, about two per
-	// event). Detectors must not retain it.
-	j.ev = newEvent(p.subject, p.rec, j.cfg.Locate)
-	j.ev.Time = p.t // the mark, for a late event
-	for _, d := range j.views[p.view] {
-		v := d.Observe(&j.ev)
-		if live {
-			j.verdict(d, v)
-		}
-	}
-}
-
-func (j *Judge) verdict(d Detector, v Verdict) {
-	if !v.Active {
-		return
-	}
-	// The start is an id anchor: never older than the look-back, so that
-	// a restart, which sees only the look-back, computes the same one.
-	v.Start = max(v.Start, v.At-ms(d.LookBack()))
-	if inc := j.life.open[incidentKey{d.Kind(), v.Subject}]; inc != nil && inc.lastActive+inc.quiet <= v.At {
-		j.life.advance(inc.lastActive+inc.quiet, j.publish)
-	}
-	if a := j.life.observe(d, v, func() map[string]string { return d.Evidence(v.Subject) }); a != nil {
-		j.publish(a)
-	}
-}
-
-func (j *Judge) publish(a *schemas.Alert) {
-	j.out.Publish(a)
-	j.published = true
-	j.m.alerts.WithLabelValues(a.Kind, string(a.Status)).Inc()
+	j.court.judge(p.subject, p.view, p.rec, p.t, live)
 }
 
 // finishRebuild replays, in event-time order, the records that were
@@ -344,11 +280,8 @@ func (j *Judge) Checkpoint(ctx context.Context) (stream.Checkpoint, error) {
 		// Nothing new was judged since the commit this claim started from.
 		return stream.Checkpoint{Offset: j.claim.Committed, Metadata: j.claim.Metadata}, nil
 	}
-	if j.published {
-		if err := j.out.Flush(ctx); err != nil {
-			return stream.Checkpoint{}, fmt.Errorf("cannot publish alerts of %s/%d: %w", j.claim.Topic, j.claim.Partition, err)
-		}
-		j.published = false
+	if err := j.flush(ctx); err != nil {
+		return stream.Checkpoint{}, fmt.Errorf("cannot publish alerts of %s/%d: %w", j.claim.Topic, j.claim.Partition, err)
 	}
 	from := int64(math.MinInt64)
 	if j.clock != noTime {
@@ -423,39 +356,13 @@ func (j *Judge) restore(s string) error {
 	return j.life.decode(incs)
 }
 
-func (j *Judge) reportSize() {
-	subjects, bytes := map[string]int{}, map[string]int{}
-	for _, d := range j.all {
-		n, b := d.Size()
-		subjects[d.Kind()] += n
-		bytes[d.Kind()] += b
-	}
-	for k, n := range subjects {
-		j.m.subjects.WithLabelValues(k).Add(float64(n - j.sizeSubjects[k]))
-		j.m.stateBytes.WithLabelValues(k).Add(float64(bytes[k] - j.sizeBytes[k]))
-	}
-	j.sizeSubjects, j.sizeBytes = subjects, bytes
-}
-
 // StateSize returns the subjects and estimated bytes each detector holds.
-func (j *Judge) StateSize() map[string][2]int {
-	out := map[string][2]int{}
-	for _, d := range j.all {
-		n, b := d.Size()
-		out[d.Kind()] = [2]int{n, b}
-	}
-	return out
-}
+func (j *Judge) StateSize() map[string][2]int { return j.stateSize() }
 
 // Close reports the state as gone and releases the outbox.
 func (j *Judge) Close() error {
-	for k, n := range j.sizeSubjects {
-		j.m.subjects.WithLabelValues(k).Sub(float64(n))
-		j.m.stateBytes.WithLabelValues(k).Sub(float64(j.sizeBytes[k]))
-	}
 	j.m.buffered.DeleteLabelValues(j.part)
-	j.sizeSubjects, j.sizeBytes = nil, nil
-	return j.out.Close()
+	return j.court.close()
 }
 
 // comparePending orders by event time, then id, then subject. The string

@@ -211,16 +211,18 @@ func (p *Pipeline) Crash(topic string, partition int) error {
 // again after a crash included.
 func (p *Pipeline) Alerts() []schemas.Alert { return p.alerts }
 
-// StateSize sums, over the re-key partitions, the subjects and estimated
-// bytes each detector holds.
+// StateSize sums, over the partitions, the subjects and estimated bytes
+// each detector holds.
 func (p *Pipeline) StateSize() map[string][2]int {
 	out := map[string][2]int{}
-	for i := 0; i < p.cfg.Partitions; i++ {
-		if j, ok := p.parts[pipeKey{p.cfg.RekeyTopic, i}].proc.(*Judge); ok {
-			for k, v := range j.StateSize() {
-				o := out[k]
-				out[k] = [2]int{o[0] + v[0], o[1] + v[1]}
-			}
+	for _, k := range p.order {
+		s, ok := p.parts[k].proc.(interface{ StateSize() map[string][2]int })
+		if !ok {
+			continue
+		}
+		for kind, v := range s.StateSize() {
+			o := out[kind]
+			out[kind] = [2]int{o[0] + v[0], o[1] + v[1]}
 		}
 	}
 	return out
