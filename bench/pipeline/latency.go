@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -29,9 +30,13 @@ type level struct {
 	// minute's end + 1 s (the target).
 	pastWindow int
 	// alert: per bot alert, send of the triggering impression → the alert
-	// read from the alert topic.
+	// read from the alert topic. Stage one judges bots on arrival.
 	alert []time.Duration
 	bots  int
+	// stuffing: the same per credential-stuffing alert, which takes the
+	// re-key topic and stage two (waiting for every input partition).
+	stuffing []time.Duration
+	stuffers int
 }
 
 // latency measures row (f): one `atlas run all` on a fresh stack, then for
@@ -45,7 +50,10 @@ type level struct {
 //   - bots (as e2e/anomaly_latency_test.go): every 400 ms an account
 //     starts 60 impressions 200 ms apart; the 50th raises a bot alert whose
 //     detection time is that impression's event time; the time from
-//     writing it to reading the alert on the alert topic.
+//     writing it to reading the alert on the alert topic;
+//   - credential stuffers: every 400 ms ten accounts browse from a network
+//     of their own, 50 ms apart; the tenth raises a stuffing alert, timed
+//     the same way.
 //
 // The last load is 50 % again with the anomaly role's lateness at 2 s
 // (the default is none): what exact event-time order for events up to 2 s
@@ -289,11 +297,12 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 	bw, mw := probeWriter(topology.Browse), probeWriter(topology.Playback)
 	defer bw.Close()
 	defer mw.Close()
-	envelope := func(acc, id string, now time.Time) schemas.Envelope {
+	envelopeFrom := func(acc, id, net string, now time.Time) schemas.Envelope {
 		return schemas.Envelope{EventID: id, EventTime: now.UnixMilli(), ReceiveTime: now.UnixMilli(), AccountID: acc,
-			ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s", ClientNet: "9.1.2.0/24#000000000000",
+			ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s", ClientNet: net + "#000000000000",
 			Country: "US", DeviceType: schemas.DeviceWeb}
 	}
+	envelope := func(acc, id string, now time.Time) schemas.Envelope { return envelopeFrom(acc, id, "9.1.2.0/24", now) }
 
 	sent := map[string]time.Time{}       // marker title → wall time it was written
 	impressions := map[string][]sentAt{} // bot subject → its impressions, in order
@@ -336,6 +345,26 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 				time.Sleep(time.Until(now.Add(botGap)))
 			}
 		}(i)
+		probes.Add(1)
+		go func(i int) { // one credential stuffer, from a network of its own
+			defer probes.Done()
+			nets := stuffedNets.Add(1)
+			net := fmt.Sprintf("10.%d.%d.0/24", nets/256%256, nets%256)
+			for k := 0; k < 10; k++ {
+				now := time.Now()
+				acc := fmt.Sprintf("stuffed-%s-%d-%d", run, i, k)
+				e := &schemas.Browse{Envelope: envelopeFrom(acc, acc, net, now), Kind: schemas.BrowseImpression,
+					TitleID: "tt-00001", Row: "trending", DwellMs: 800}
+				v, _ := schemas.Marshal(e)
+				mu.Lock()
+				impressions["net:"+net] = append(impressions["net:"+net], sentAt{e.EventTime, now})
+				mu.Unlock()
+				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaBrowse)}); err != nil {
+					return
+				}
+				time.Sleep(time.Until(now.Add(50 * time.Millisecond)))
+			}
+		}(i)
 		time.Sleep(botEvery)
 	}
 	probes.Wait()
@@ -348,13 +377,19 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 
 	mu.Lock()
 	defer mu.Unlock()
-	lv.bots = nbots
+	lv.bots, lv.stuffers = nbots, nbots
 	for _, x := range arrivals {
-		if x.a.Kind != "bot" || x.a.Status != schemas.AlertFiring || !strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-") {
+		imps, ok := impressions[x.a.Subject]
+		if !ok || x.a.Status != schemas.AlertFiring {
 			continue
 		}
-		if at, ok := trigger(impressions[x.a.Subject], x.a.DetectedAt); ok {
+		at, ok := trigger(imps, x.a.DetectedAt)
+		switch {
+		case !ok:
+		case x.a.Kind == "bot" && strings.HasPrefix(x.a.Subject, "account:bench-"+run+"-"):
 			lv.alert = append(lv.alert, x.at.Sub(at))
+		case x.a.Kind == "credential_stuffing":
+			lv.stuffing = append(lv.stuffing, x.at.Sub(at))
 		}
 	}
 	for title, at := range sent {
@@ -374,11 +409,15 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 		}
 	}
 	slices.Sort(lv.alert)
+	slices.Sort(lv.stuffing)
 	slices.Sort(lv.queryable)
 	return nil
 }
 
-// quantile of sorted durations; 0 when there are none.
+// stuffedNets numbers the credential stuffers' networks across loads: an
+// open incident on a network would not fire again.
+var stuffedNets atomic.Int64
+
 // sentAt is a probe's event time and the wall time it was written.
 type sentAt struct {
 	eventTime int64
@@ -400,6 +439,7 @@ func trigger(sent []sentAt, detectedAt int64) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// quantile of sorted durations; 0 when there are none.
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
