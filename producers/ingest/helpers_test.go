@@ -178,7 +178,18 @@ func (f *fakeSender) SendSync(ctx context.Context, recs []schemas.Record) []erro
 		errs[i] = f.err
 	}
 	if f.err == nil {
-		f.recs = append(f.recs, recs...)
+		// The gateway reuses its records after SendSync returns.
+		for _, rec := range recs {
+			switch r := rec.(type) {
+			case *schemas.Playback:
+				c := *r
+				rec = &c
+			case *schemas.Browse:
+				c := *r
+				rec = &c
+			}
+			f.recs = append(f.recs, rec)
+		}
 	}
 	return errs
 }

@@ -44,6 +44,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +61,7 @@ type options struct {
 	warmup      time.Duration
 	concurrency []int
 	cpuProfile  string
+	memProfile  string
 }
 
 func main() {
@@ -78,6 +80,7 @@ func main() {
 	flag.DurationVar(&o.Linger, "linger", player.DefaultLinger, "Kafka batch linger, both sides")
 	flag.IntVar(&o.Partitions, "partitions", topology.DefaultPartitions, "partitions of the event topics")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first gateway repetition of each level to FILE.<clients>")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles before and after the first gateway repetition of each level to FILE.<clients>.base and FILE.<clients> (go tool pprof -sample_index=alloc_space -diff_base FILE.64.base FILE.64)")
 	flag.Parse()
 	o.Brokers = kafkaconn.ParseBrokers(brokers)
 	for _, f := range strings.Split(*levels, ",") {
@@ -130,14 +133,16 @@ func measure(ctx context.Context, o options, rig *loadtest.Rig, clients int, out
 	}
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rep\traw events/s\tgateway events/s\tratio\traw p50\traw p99\tgateway p50\tgateway p99\terrors\t")
+	fmt.Fprintln(tw, "rep\traw events/s\tgateway events/s\tratio\traw p50\traw p99\tgateway p50\tgateway p99\terrors\traw CPU/ev\tgateway CPU/ev\traw allocs/ev\tgateway allocs/ev\t")
 	var raws, gws []loadtest.Result
+	var rcs, gcs []cost
 	for rep := range o.reps {
 		order := []loadtest.Side{raw, gateway}
 		if rep%2 == 1 {
 			order = []loadtest.Side{gateway, raw}
 		}
 		var r, g loadtest.Result
+		var rc, gc cost
 		for _, s := range order {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -149,17 +154,31 @@ func measure(ctx context.Context, o options, rig *loadtest.Rig, clients int, out
 					return err
 				}
 			}
+			if s.Name == gateway.Name && rep == 0 && o.memProfile != "" {
+				if err := writeAllocs(fmt.Sprintf("%s.%d.base", o.memProfile, clients)); err != nil {
+					return err
+				}
+			}
+			before := sample()
 			res := s.Run(ctx, clients, o.duration)
+			c := sample().since(before, res.Events)
 			stopProfile()
+			if s.Name == gateway.Name && rep == 0 && o.memProfile != "" {
+				if err := writeAllocs(fmt.Sprintf("%s.%d", o.memProfile, clients)); err != nil {
+					return err
+				}
+			}
 			if s.Name == raw.Name {
-				r = res
+				r, rc = res, c
 			} else {
-				g = res
+				g, gc = res, c
 			}
 		}
 		raws, gws = append(raws, r), append(gws, g)
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%d\t\n", rep+1, r.Rate(), g.Rate(), g.Rate()/r.Rate(),
-			ms(r.Percentile(.5)), ms(r.Percentile(.99)), ms(g.Percentile(.5)), ms(g.Percentile(.99)), r.Errors+g.Errors)
+		rcs, gcs = append(rcs, rc), append(gcs, gc)
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.1f\t%.1f\t\n", rep+1, r.Rate(), g.Rate(), g.Rate()/r.Rate(),
+			ms(r.Percentile(.5)), ms(r.Percentile(.99)), ms(g.Percentile(.5)), ms(g.Percentile(.99)), r.Errors+g.Errors,
+			us(rc.cpuPerEvent), us(gc.cpuPerEvent), rc.allocsPerEvent, gc.allocsPerEvent)
 		if r.Errors+g.Errors > 0 {
 			fmt.Fprintf(os.Stderr, "bench: errors in repetition %d: raw %q, gateway %q\n", rep+1, r.FirstErr, g.FirstErr)
 		}
@@ -180,9 +199,23 @@ func measure(ctx context.Context, o options, rig *loadtest.Rig, clients int, out
 		return func(r loadtest.Result) float64 { return float64(r.Percentile(p)) }
 	}
 	rawRate, gwRate := med(raws, rateOf), med(gws, rateOf)
-	fmt.Fprintf(tw, "median\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t\t\n", rawRate, gwRate, gwRate/rawRate,
+	medCost := func(cs []cost, f func(cost) float64) float64 {
+		v := make([]float64, len(cs))
+		for i, c := range cs {
+			v[i] = f(c)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	cpuOf := func(c cost) float64 { return float64(c.cpuPerEvent) }
+	allocsOf := func(c cost) float64 { return c.allocsPerEvent }
+	fmt.Fprintf(tw, "median\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t\t%s\t%s\t%.1f\t%.1f\t\n", rawRate, gwRate, gwRate/rawRate,
 		ms(time.Duration(med(raws, pct(.5)))), ms(time.Duration(med(raws, pct(.99)))),
-		ms(time.Duration(med(gws, pct(.5)))), ms(time.Duration(med(gws, pct(.99)))))
+		ms(time.Duration(med(gws, pct(.5)))), ms(time.Duration(med(gws, pct(.99)))),
+		us(time.Duration(medCost(rcs, cpuOf))), us(time.Duration(medCost(gcs, cpuOf))), medCost(rcs, allocsOf), medCost(gcs, allocsOf))
 	tw.Flush()
 	verdict := "meets"
 	if gwRate < 0.5*rawRate {
@@ -213,5 +246,46 @@ func startProfile(path string) (func(), error) {
 	var once sync.Once
 	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
 }
+
+// cost is what one side spent per acknowledged event, in this process:
+// CPU time (user and system, client side included, and whatever else
+// the process ran meanwhile, which is little) and heap allocations.
+type cost struct {
+	cpuPerEvent    time.Duration
+	allocsPerEvent float64
+}
+
+type usage struct {
+	cpu     time.Duration
+	mallocs uint64
+}
+
+func sample() usage {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), mallocs: ms.Mallocs}
+}
+
+func (u usage) since(before usage, events int64) cost {
+	if events <= 0 {
+		return cost{}
+	}
+	return cost{cpuPerEvent: (u.cpu - before.cpu) / time.Duration(events), allocsPerEvent: float64(u.mallocs-before.mallocs) / float64(events)}
+}
+
+// writeAllocs writes the allocation profile so far to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC() // the profile is as of the last GC
+	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
