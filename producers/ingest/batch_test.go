@@ -13,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/atlas-stream/atlas/schemas"
+	"github.com/atlas-stream/atlas/schemas/badinput"
 )
 
 func TestEncodeBatchWritesWhatTheMsgpackLibraryReads(t *testing.T) {
@@ -281,6 +282,63 @@ func FuzzSplitJSON(f *testing.F) {
 		for _, it := range items {
 			if !it.bad {
 				decodeEvent(dec, &it, true, nil)
+			}
+		}
+	})
+}
+
+func TestBatchesAsEncodeBatchWritesThemTakeTheFastScan(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	for _, n := range []int{1, 15, 16, 100, 500} {
+		b := mustBatch(t, events("e", "s", n, now))
+		if items, ok := scanMsgpack(b, 500, nil); !ok || len(items) != n {
+			t.Errorf("%d events: the scan gave up (%v) or found %d", n, ok, len(items))
+		}
+	}
+	if _, ok := scanMsgpack(mustBatch(t, events("e", "s", 501, now)), 500, nil); ok {
+		t.Error("the scan accepted 501 events with a limit of 500")
+	}
+}
+
+// The fast scan of plain batches and the careful walk agree: whatever the
+// scan accepts, the walk accepts with the same items (the same bytes of
+// the body for each event).
+func FuzzScanMsgpackAgreesWithTheCarefulWalk(f *testing.F) {
+	now := time.Unix(1_750_000_000, 0)
+	f.Add(mustBatch(f, events("e", "s", 3, now)))
+	f.Add(append([]byte{0x81, 0xa6}, "events\x91\x82\xa1s\xabplayback.v1\xa1e\x81\xa1e\xdd\xff\xff\xff\xff"...))
+	f.Add(append([]byte{0x81, 0xa6}, "events"+strings.Repeat("\xdc\xff\xff", 100)...))
+	f.Add([]byte{0x81, 0xa6, 'e', 'v', 'e', 'n', 't', 's', 0x91, 0xc7, 0xff, 0x01})
+	// Nesting around the scan's depth and the walk's cap.
+	for _, depth := range []int{6, 7, 8, 9, 15, 16, 17} {
+		f.Add(append([]byte{0x81, 0xa6}, "events\x91\x82\xa1s\xa1x\xa1e"+strings.Repeat("\x91", depth)+"\x01"...))
+	}
+	// Every type code, as an event and as an unknown key's value.
+	for _, v := range []string{"\xc0", "\xc2", "\xca\x00\x00\x00\x00", "\xcb\x00\x00\x00\x00\x00\x00\x00\x00", "\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", "\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+		"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", "\xc4\x01x", "\xc5\x00\x01x", "\xc6\x00\x00\x00\x01x", "\xc7\x01\x05x", "\xc8\x00\x01\x05x", "\xc9\x00\x00\x00\x01\x05x",
+		"\xd4\x05x", "\xd8\x05xxxxxxxxxxxxxxxx", "\xd9\x01x", "\xda\x00\x01x", "\xdb\x00\x00\x00\x01x", "\xdc\x00\x01\x01", "\xdd\x00\x00\x00\x01\x01", "\xde\x00\x01\xa1k\x01", "\xdf\x00\x00\x00\x01\xa1k\x01", "\xc1"} {
+		f.Add(append([]byte{0x81, 0xa6}, "events\x91\x82\xa1s\xa1x\xa1e"+v...))
+		f.Add(append([]byte{0x82, 0xa1, 'z'}, v+"\xa6events\x91\x83\xa1s\xa1x\xa1e\x01\xa1q"+v...))
+	}
+	for _, bc := range badinput.Cases(now) {
+		f.Add(appendEntry(append([]byte{0x81, 0xa6}, "events\x91"...), bc.Schema, bc.Value))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		scanned, ok := scanMsgpack(b, 500, nil)
+		if !ok {
+			return
+		}
+		walked, err := splitMsgpackCarefully(b, 500, nil)
+		if err != nil {
+			t.Fatalf("the scan accepted a batch that the careful walk refuses: %v", err)
+		}
+		if len(scanned) != len(walked) {
+			t.Fatalf("the scan found %d entries, the careful walk %d", len(scanned), len(walked))
+		}
+		for i := range scanned {
+			s, w := scanned[i], walked[i]
+			if !reflect.DeepEqual(s, w) || cap(s.raw) != cap(w.raw) || (len(s.raw) > 0 && &s.raw[0] != &w.raw[0]) {
+				t.Fatalf("entry %d: the scan found %+v, the careful walk %+v", i, s, w)
 			}
 		}
 	})

@@ -603,9 +603,11 @@ func (g *Gateway) putBody(b *bytes.Buffer) {
 // the request.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (int, string) {
 	limit := g.cfg.MaxBodyBytes
-	tooLarge := fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", limit)
+	tooLarge := func() string {
+		return fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", limit)
+	}
 	if r.ContentLength > limit {
-		return http.StatusRequestEntityTooLarge, tooLarge
+		return http.StatusRequestEntityTooLarge, tooLarge()
 	}
 	buf.Reset()
 	if r.ContentLength > 0 {
@@ -615,7 +617,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, tooLarge
+		return http.StatusRequestEntityTooLarge, tooLarge()
 	case err != nil:
 		return http.StatusBadRequest, fmt.Sprintf("cannot read the body: %v", err)
 	}
