@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -199,8 +198,26 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 		}
 	}
 
-	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.MaxClients, MaxConnsPerHost: o.MaxClients, DisableCompression: true}, Timeout: time.Minute}
+	// The clients stand for devices, which spend their own CPUs; here they
+	// share the gateway's, so they waste none. Buffers that hold a whole
+	// request let net/http write it with one syscall and without the
+	// 16-32 kB copy buffer it otherwise allocates for every body (via
+	// TCPConn.ReadFrom), and each client reads answers into a buffer of
+	// its own rather than io.ReadAll's growing ones: 0.62 kB less
+	// allocated per event, gateway CPU per event 3.6 -> 3.4 us at 64
+	// clients (bench, medians of 3).
+	maxBody := 0
+	for _, bs := range bodies {
+		for _, b := range bs {
+			maxBody = max(maxBody, len(b))
+		}
+	}
+	httpClient := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: o.MaxClients, MaxConnsPerHost: o.MaxClients, DisableCompression: true,
+		WriteBufferSize: maxBody + 4<<10, ReadBufferSize: 64 << 10,
+	}, Timeout: time.Minute}
 	r.closers = append(r.closers, httpClient.CloseIdleConnections)
+	answers := make([]bytes.Buffer, o.MaxClients)
 	r.Gateway = Side{Name: "gateway", clients: o.MaxClients, send: func(ctx context.Context, c, seq int) (int, error) {
 		body := bodies[c][seq%distinct]
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -214,10 +231,12 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 			return 0, err
 		}
 		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
+		answer := &answers[c]
+		answer.Reset()
+		if _, err := answer.ReadFrom(res.Body); err != nil {
 			return 0, err
 		}
+		b := answer.Bytes()
 		if res.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("gateway answered %d: %s", res.StatusCode, bytes.TrimSpace(b))
 		}
