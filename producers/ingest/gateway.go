@@ -641,10 +641,11 @@ func bodyFormat(contentType string) (isJSON bool, err error) {
 // scratch is the working memory of one request, pooled: the batch's
 // items, its records (in two arrays, so that a batch costs no allocation
 // per event), the records to send with their positions, the statuses of
-// the answer and the ids seen. Pooling it took the gateway's allocations
-// from 1.77 to 1.0 per event and 72 to 30 kB per request of 100 events
+// the answer and the ids seen. Pooling it took the gateway's own
+// allocations from 72 to 29 kB per request of 100 events
 // (BenchmarkGatewayBatchOf100); the records alone were 30 kB a request,
-// 30 % of the bytes the whole process allocated per gateway event.
+// 14 % of the bytes the whole process allocated per gateway event, and
+// gateway CPU per event at 64 clients went 4.05 -> 3.81 us (bench).
 type scratch struct {
 	items     []item
 	recs      []schemas.Record
