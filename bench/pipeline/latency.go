@@ -302,7 +302,6 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 			ProfileID: acc + "-1", DeviceID: acc + "-d", SessionID: acc + "-s", ClientNet: net + "#000000000000",
 			Country: "US", DeviceType: schemas.DeviceWeb}
 	}
-	envelope := func(acc, id string, now time.Time) schemas.Envelope { return envelopeFrom(acc, id, "9.1.2.0/24", now) }
 
 	sent := map[string]time.Time{}       // marker title → wall time it was written
 	impressions := map[string][]sentAt{} // bot subject → its impressions, in order
@@ -313,7 +312,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 		for k := 0; time.Duration(k)*markerEvery < d+botImpressions*botGap; k++ {
 			now := time.Now()
 			title := fmt.Sprintf("bm-%s-%d", run, k)
-			e := &schemas.Playback{Envelope: envelope("bm-"+run+fmt.Sprint(k), title, now), Kind: schemas.PlayStart,
+			e := &schemas.Playback{Envelope: envelopeFrom("bm-"+run+fmt.Sprint(k), title, "9.1.2.0/24", now), Kind: schemas.PlayStart,
 				TitleID: title, DurationMs: 3_600_000, CDN: "cdn-a", ISP: "us-telco"}
 			v, _ := schemas.Marshal(e)
 			mu.Lock()
@@ -325,44 +324,43 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 			time.Sleep(time.Until(now.Add(markerEvery)))
 		}
 	}()
+	// impress writes one impression of acc from net and notes it under
+	// the subject of the alert it should raise.
+	impress := func(subject, acc, id, net string, dwell int64) error {
+		now := time.Now()
+		e := &schemas.Browse{Envelope: envelopeFrom(acc, id, net, now), Kind: schemas.BrowseImpression,
+			TitleID: "tt-00001", Row: "trending", DwellMs: dwell}
+		v, _ := schemas.Marshal(e)
+		mu.Lock()
+		impressions[subject] = append(impressions[subject], sentAt{e.EventTime, now})
+		mu.Unlock()
+		return bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaBrowse)})
+	}
 	nbots := int(d / botEvery)
 	for i := 0; i < nbots && ctx.Err() == nil; i++ {
-		probes.Add(1)
+		probes.Add(2)
 		go func(i int) { // one bot
 			defer probes.Done()
 			acc := fmt.Sprintf("bench-%s-%d", run, i)
 			for k := 0; k < botImpressions; k++ {
-				now := time.Now()
-				e := &schemas.Browse{Envelope: envelope(acc, fmt.Sprintf("%s-%d", acc, k), now),
-					Kind: schemas.BrowseImpression, TitleID: "tt-00001", Row: "trending"}
-				v, _ := schemas.Marshal(e)
-				mu.Lock()
-				impressions["account:"+acc] = append(impressions["account:"+acc], sentAt{e.EventTime, now})
-				mu.Unlock()
-				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaBrowse)}); err != nil {
+				next := time.Now().Add(botGap)
+				if impress("account:"+acc, acc, fmt.Sprintf("%s-%d", acc, k), "9.1.2.0/24", 0) != nil {
 					return
 				}
-				time.Sleep(time.Until(now.Add(botGap)))
+				time.Sleep(time.Until(next))
 			}
 		}(i)
-		probes.Add(1)
 		go func(i int) { // one credential stuffer, from a network of its own
 			defer probes.Done()
 			nets := stuffedNets.Add(1)
 			net := fmt.Sprintf("10.%d.%d.0/24", nets/256%256, nets%256)
 			for k := 0; k < 10; k++ {
-				now := time.Now()
+				next := time.Now().Add(50 * time.Millisecond)
 				acc := fmt.Sprintf("stuffed-%s-%d-%d", run, i, k)
-				e := &schemas.Browse{Envelope: envelopeFrom(acc, acc, net, now), Kind: schemas.BrowseImpression,
-					TitleID: "tt-00001", Row: "trending", DwellMs: 800}
-				v, _ := schemas.Marshal(e)
-				mu.Lock()
-				impressions["net:"+net] = append(impressions["net:"+net], sentAt{e.EventTime, now})
-				mu.Unlock()
-				if err := bw.WriteMessages(ctx, kafka.Message{Key: []byte(e.ProfileID), Value: v, Headers: headers(schemas.SchemaBrowse)}); err != nil {
+				if impress("net:"+net, acc, acc, net, 800) != nil {
 					return
 				}
-				time.Sleep(time.Until(now.Add(50 * time.Millisecond)))
+				time.Sleep(time.Until(next))
 			}
 		}(i)
 		time.Sleep(botEvery)

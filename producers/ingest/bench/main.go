@@ -186,33 +186,13 @@ func measure(ctx context.Context, o options, rig *loadtest.Rig, clients int, out
 			fmt.Fprintf(os.Stderr, "bench: errors in repetition %d: raw %q, gateway %q\n", rep+1, r.FirstErr, g.FirstErr)
 		}
 	}
-	med := func(rs []loadtest.Result, f func(loadtest.Result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
+	med := medianOf[loadtest.Result]
 	rateOf := func(r loadtest.Result) float64 { return r.Rate() }
 	pct := func(p float64) func(loadtest.Result) float64 {
 		return func(r loadtest.Result) float64 { return float64(r.Percentile(p)) }
 	}
 	rawRate, gwRate := med(raws, rateOf), med(gws, rateOf)
-	medCost := func(cs []cost, f func(cost) float64) float64 {
-		v := make([]float64, len(cs))
-		for i, c := range cs {
-			v[i] = f(c)
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
+	medCost := medianOf[cost]
 	cpuOf := func(c cost) float64 { return float64(c.cpuPerEvent) }
 	allocsOf := func(c cost) float64 { return c.allocsPerEvent }
 	fmt.Fprintf(tw, "median\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t\t%s\t%s\t%.1f\t%.1f\t\n", rawRate, gwRate, gwRate/rawRate,
@@ -292,3 +272,16 @@ func writeAllocs(path string) error {
 func us(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/float64(time.Microsecond)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// medianOf is the median of f over xs.
+func medianOf[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
