@@ -310,6 +310,23 @@ func (s *scanner) lenAt(k int) (int, bool) {
 	}
 }
 
+// varLen reads the header of the str8/16/32 or bin8/16/32 at s.off: its
+// size in bytes and the length of the payload after it.
+func (s *scanner) varLen(c byte) (header, n int, ok bool) {
+	switch c {
+	case 0xd9, 0xc4:
+		n, ok = s.lenAt(1)
+		return 2, n, ok
+	case 0xda, 0xc5:
+		n, ok = s.lenAt(2)
+		return 3, n, ok
+	case 0xdb, 0xc6:
+		n, ok = s.lenAt(4)
+		return 5, n, ok
+	}
+	return 0, 0, false
+}
+
 // containerLen reads a map or array header (not nil) and returns its
 // count, which is checked against the bytes that remain.
 func (s *scanner) containerLen(isMap bool) (int, bool) {
@@ -351,15 +368,8 @@ func (s *scanner) str() ([]byte, bool) {
 	switch {
 	case c >= 0xa0 && c <= 0xbf:
 		n, size = int(c&0x1f), 1
-	case c == 0xd9:
-		n, ok = s.lenAt(1)
-		size = 2
-	case c == 0xda:
-		n, ok = s.lenAt(2)
-		size = 3
-	case c == 0xdb:
-		n, ok = s.lenAt(4)
-		size = 5
+	case c == 0xd9, c == 0xda, c == 0xdb:
+		size, n, ok = s.varLen(c)
 	default:
 		return nil, false
 	}
@@ -415,15 +425,9 @@ func (s *scanner) skip() bool {
 			size = 9
 		case c >= 0xd4 && c <= 0xd8: // fixext: type byte and 1-16 bytes
 			size = 2 + 1<<(c-0xd4)
-		case c == 0xd9, c == 0xc4: // str8, bin8
-			n, ok = s.lenAt(1)
-			size = 2 + n
-		case c == 0xda, c == 0xc5:
-			n, ok = s.lenAt(2)
-			size = 3 + n
-		case c == 0xdb, c == 0xc6:
-			n, ok = s.lenAt(4)
-			size = 5 + n
+		case c == 0xd9, c == 0xda, c == 0xdb, c >= 0xc4 && c <= 0xc6: // str8-32, bin8-32
+			size, n, ok = s.varLen(c)
+			size += n
 		case c == 0xc7: // ext8: length, type byte, payload
 			n, ok = s.lenAt(1)
 			size = 3 + n
