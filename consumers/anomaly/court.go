@@ -58,16 +58,6 @@ func newCourt(m *metrics, out Outbox, locate Locator, ds []Detector) *court {
 	return c
 }
 
-// wants reports whether a detector of view v needs rec.
-func (c *court) wants(v View, rec schemas.Record) bool {
-	for _, d := range c.views[v] {
-		if d.Wants(rec) {
-			return true
-		}
-	}
-	return false
-}
-
 // advance lets event time pass up to now: detector timers and incident
 // resolutions due by then. live is false while rebuilding: state only, no
 // alerts.

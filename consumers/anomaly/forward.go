@@ -229,7 +229,7 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 	}
 	mark := f.maxT - lateness
 	for v := View(0); v < numViews; v++ {
-		if !f.wanted(v, r.Value) {
+		if !anyWants(f.views[v], r.Value) {
 			continue
 		}
 		key, ok := v.AppendSubject(f.key[:0], r.Value)
@@ -293,7 +293,7 @@ func (f *Forwarder) judge(r *stream.Record, ringFrom, maxBefore int64) {
 	live := !r.Replay
 	t := f.maxT
 	for v := View(0); v < numViews; v++ {
-		if !f.court.wants(v, r.Value) {
+		if !anyWants(f.court.views[v], r.Value) {
 			continue
 		}
 		key, ok := v.AppendSubject(f.key[:0], r.Value)
@@ -314,8 +314,9 @@ func (f *Forwarder) judge(r *stream.Record, ringFrom, maxBefore int64) {
 	}
 }
 
-func (f *Forwarder) wanted(v View, rec schemas.Record) bool {
-	for _, d := range f.views[v] {
+// anyWants reports whether one of ds needs rec.
+func anyWants(ds []Detector, rec schemas.Record) bool {
+	for _, d := range ds {
 		if d.Wants(rec) {
 			return true
 		}
