@@ -104,20 +104,45 @@ func (s *Store) RestoreProfiles(ctx context.Context, partition int, fn func(key,
 	return ReadPartition(ctx, s.dialer, s.cfg.Kafka.BrokerList()[0], s.cfg.StateTopic, partition, fn)
 }
 
+// dialOffsets connects to the leader of a partition and reads its first
+// and end offsets. A partition whose leader is moving or not elected yet
+// (a topic created a moment ago; seen once in make test as [6] Not Leader
+// For Partition) is tried again, up to five times in about three seconds.
+func dialOffsets(ctx context.Context, dialer *kafka.Dialer, broker, topic string, partition int) (*kafka.Conn, int64, int64, error) {
+	for attempt := 1; ; attempt++ {
+		conn, err := dialer.DialLeader(ctx, "tcp", broker, topic, partition)
+		if err != nil {
+			err = fmt.Errorf("cannot reach the leader of %s/%d: %w", topic, partition, err)
+		} else {
+			first, end, rerr := conn.ReadOffsets()
+			if rerr == nil {
+				return conn, first, end, nil
+			}
+			conn.Close()
+			err = fmt.Errorf("cannot read the offsets of %s/%d: %w", topic, partition, rerr)
+		}
+		transient := errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable)
+		if !transient || attempt == 5 {
+			return nil, 0, 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, 0, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+		}
+	}
+}
+
 // ReadPartition calls fn for every record of a topic partition from its
 // first offset to its end as of the call, in offset order. It reads whole
 // fetch responses over one connection to the leader, which restores
 // several times faster than a Reader's message channel.
 func ReadPartition(ctx context.Context, dialer *kafka.Dialer, broker, topic string, partition int, fn func(key, value []byte) error) error {
-	conn, err := dialer.DialLeader(ctx, "tcp", broker, topic, partition)
+	conn, first, end, err := dialOffsets(ctx, dialer, broker, topic, partition)
 	if err != nil {
-		return fmt.Errorf("cannot reach the leader of %s/%d: %w", topic, partition, err)
+		return err
 	}
 	defer conn.Close()
-	first, end, err := conn.ReadOffsets()
-	if err != nil {
-		return fmt.Errorf("cannot read the offsets of %s/%d: %w", topic, partition, err)
-	}
 	next := first
 	empty := 0
 	for next < end {
