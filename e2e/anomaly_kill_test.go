@@ -32,7 +32,7 @@ import (
 const rekeyTopic = "atlas.anomaly.rekey.v1"
 
 // alertStep is one lifecycle step of an incident, what a consumer keeps
-// after deduplicating by id.
+// after deduplicating by id, settled (see anomaly.Settled).
 type alertStep struct {
 	ID       string
 	Status   schemas.AlertStatus
@@ -46,6 +46,7 @@ type alertStep struct {
 func stepsOf(alerts []schemas.Alert) []alertStep {
 	var out []alertStep
 	for _, a := range anomaly.Dedup(alerts) {
+		a = anomaly.Settled(a)
 		out = append(out, alertStep{a.ID, a.Status, a.Severity, a.Kind, a.Subject, a.FirstSeen, a.DetectedAt})
 	}
 	slices.SortFunc(out, func(a, b alertStep) int {
@@ -93,6 +94,7 @@ func (s *stack) clickhouseAlerts() []alertStep {
 		var first, det uint64
 		must(s.t, r.Scan(&a.ID, &st, &sev, &a.Kind, &a.Subject, &first, &det))
 		a.Status, a.Severity, a.First, a.Detected = schemas.AlertStatus(st), schemas.Severity(sev), int64(first), int64(det)
+		a.Detected = anomaly.Settled(schemas.Alert{Kind: a.Kind, Status: a.Status, DetectedAt: a.Detected}).DetectedAt
 		out = append(out, a)
 	})
 	slices.SortFunc(out, func(a, b alertStep) int {

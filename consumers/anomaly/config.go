@@ -86,6 +86,12 @@ type Config struct {
 	// while it waits for slower input partitions; past it, it stops
 	// waiting (and is then no longer exact). Default 1,000,000.
 	MaxBuffered int
+	// ByClock makes stage two fire every incident when its clock reaches
+	// the first active verdict, never ahead of it (see [Ahead]): the
+	// firing alert then carries that verdict's numbers, whatever the
+	// timing, at the cost of waiting for the slowest input partition.
+	// Default false: credential stuffing fires as soon as it is certain.
+	ByClock bool
 	// Detectors returns a fresh set of detectors for one claim. Default:
 	// Settings{}.Detectors.
 	Detectors func() []Detector
@@ -191,6 +197,7 @@ type metrics struct {
 	idle       *prometheus.GaugeVec // partition
 	forced     prometheus.Counter
 	alerts     *prometheus.CounterVec // kind, status
+	ahead      *prometheus.CounterVec // kind
 	subjects   *prometheus.GaugeVec   // kind
 	stateBytes *prometheus.GaugeVec   // kind
 	lag        *prometheus.GaugeVec   // partition: event time of stage two behind its newest input
@@ -216,6 +223,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records judged before every input partition passed them, because the buffer was full."}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atlas_anomaly_alerts_total",
 			Help: "Alerts published, by kind and status (replays included)."}, []string{"kind", "status"}),
+		ahead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atlas_anomaly_fired_ahead_total",
+			Help: "Incidents fired by stage two before its clock reached them, because records buffered ahead of it made them certain."}, []string{"kind"}),
 		subjects: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_subjects",
 			Help: "Subjects whose state a detector holds, summed over claims."}, []string{"kind"}),
 		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "atlas_anomaly_state_bytes",
@@ -226,7 +235,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Open incidents left out of the commit metadata for lack of room."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.forwarded, m.late, m.duplicates, m.staleJudge, m.buffered, m.idle, m.forced, m.alerts,
+		reg.MustRegister(m.forwarded, m.late, m.duplicates, m.staleJudge, m.buffered, m.idle, m.forced, m.alerts, m.ahead,
 			m.subjects, m.stateBytes, m.lag, m.dropped)
 	}
 	return m

@@ -2,6 +2,7 @@ package anomaly
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/atlas-stream/atlas/schemas"
 )
@@ -21,6 +22,34 @@ func judgedOnArrival(d Detector) bool {
 	return ok && a.OnArrival()
 }
 
+// Ahead is implemented by stage-two detectors that can tell, from the
+// records buffered ahead of stage two's clock, that an incident has
+// certainly begun, and whose incidents start at an Anchor coarse enough to
+// be known by then ([Stuffing]). Stage two fires such an incident as soon
+// as it is certain instead of when its clock gets there: that wait, for
+// the slowest of the input partitions, is most of a stuffing alert's
+// latency (see the package doc).
+type Ahead interface {
+	// Arrive notes a record buffered ahead of the clock, which Observe
+	// gets later, in its turn.
+	Arrive(e *Event)
+	// Certain, called after Arrive(e), returns an active verdict if the
+	// subject's verdict at e's time will be active, whatever else is
+	// still to come; its severity and score are those of an incident's
+	// first active verdict.
+	Certain(e *Event) Verdict
+	// AheadEvidence is Evidence for the verdict Certain returned at at.
+	AheadEvidence(subject string, at int64) map[string]string
+	// Anchor is the start of an incident whose first active verdict is
+	// at t; a step function of t.
+	Anchor(t int64) int64
+}
+
+type aheadDetector interface {
+	Detector
+	Ahead
+}
+
 // court runs a set of detectors and the lifecycle of their incidents:
 // judging a record hands it to the detectors of its view, letting time pass
 // runs their timers and resolves quiet incidents, and active verdicts
@@ -31,6 +60,7 @@ type court struct {
 	out   Outbox
 	all   []Detector
 	views [numViews][]Detector
+	ahead [numViews][]aheadDetector
 	// report holds, per detector of all, the callback that turns its
 	// timed verdicts into alerts; made once, because a closure made per
 	// call escapes through the Detector interface: 20 allocations per
@@ -52,6 +82,9 @@ func newCourt(m *metrics, out Outbox, locate Locator, ds []Detector) *court {
 	for _, d := range ds {
 		c.report = append(c.report, func(v Verdict) { c.verdict(d, v) })
 		c.views[d.View()] = append(c.views[d.View()], d)
+		if a, ok := d.(aheadDetector); ok {
+			c.ahead[d.View()] = append(c.ahead[d.View()], a)
+		}
 		c.horizon = max(c.horizon, ms(d.LookBack()))
 	}
 	c.horizon += 60_000
@@ -88,6 +121,44 @@ func (c *court) judge(subject string, view View, rec schemas.Record, t int64, li
 		v := d.Observe(&c.ev)
 		if live {
 			c.verdict(d, v)
+		}
+	}
+}
+
+// arrive hands rec, buffered at event time t while the clock is at clock,
+// to the Ahead detectors of view, and fires the incidents that became
+// certain. The incident's first active verdict will come at a time
+// between the clock and t, after every record before it was judged: when
+// clock and t have the same anchor, so does that verdict, and the id is
+// the one the clock would have found. Firing now opens the incident, so
+// when the clock gets there the verdict only keeps it open. While an
+// incident of the subject is open (and could resolve before t) it waits
+// for the clock, as does the rare incident whose verdict may lie across an
+// anchor boundary.
+func (c *court) arrive(subject string, view View, rec schemas.Record, t, clock int64) {
+	ds := c.ahead[view]
+	if len(ds) == 0 {
+		return
+	}
+	c.ev = newEvent(subject, rec, c.locate)
+	c.ev.Time = t
+	for _, d := range ds {
+		d.Arrive(&c.ev)
+		if clock == noTime || d.Anchor(clock) != d.Anchor(t) || c.life.open[incidentKey{d.Kind(), subject}] != nil {
+			continue
+		}
+		v := d.Certain(&c.ev)
+		if !v.Active {
+			continue
+		}
+		evidence := func() map[string]string {
+			ev := d.AheadEvidence(v.Subject, t)
+			ev["ahead_of_clock_ms"] = strconv.FormatInt(t-clock, 10)
+			return ev
+		}
+		if a := c.life.observe(d, v, evidence); a != nil {
+			c.m.ahead.WithLabelValues(d.Kind()).Inc()
+			c.publish(a)
 		}
 	}
 }

@@ -82,6 +82,9 @@ func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, erro
 		marks: make([]int64, numSrcTopic*cfg.Partitions), heard: make([]time.Time, numSrcTopic*cfg.Partitions),
 		maxMark: noTime, clock: noTime,
 		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}}
+	if cfg.ByClock {
+		j.court.ahead = [numViews][]aheadDetector{}
+	}
 	j.idleGauge, j.bufferedGauge = m.idle.WithLabelValues(j.part), m.buffered.WithLabelValues(j.part)
 	j.lagGauge = m.lag.WithLabelValues(j.part)
 	now := cfg.Now()
@@ -171,6 +174,8 @@ func (j *Judge) process(r *stream.Record) error {
 		j.m.staleJudge.Inc()
 		return nil
 	}
+	// Before release: the Ahead detectors must note p before they observe it.
+	j.court.arrive(p.subject, p.view, p.rec, p.t, j.clock)
 	j.release()
 	return nil
 }

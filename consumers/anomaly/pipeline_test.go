@@ -53,9 +53,13 @@ func newPipeline(t *testing.T) *anomaly.Pipeline {
 }
 
 // alertSet is what a consumer that deduplicates by id, status and
-// severity keeps, sorted so that two runs compare.
+// severity keeps, settled (see anomaly.Settled) and sorted so that two
+// runs compare.
 func alertSet(alerts []schemas.Alert) []schemas.Alert {
 	out := anomaly.Dedup(alerts)
+	for i := range out {
+		out[i] = anomaly.Settled(out[i])
+	}
 	slices.SortFunc(out, func(a, b schemas.Alert) int {
 		return strings.Compare(fmt.Sprint(a.ID, a.Status, a.Severity), fmt.Sprint(b.ID, b.Status, b.Severity))
 	})
@@ -124,6 +128,80 @@ func TestCrashesAndCheckpointsAtRandomGiveExactlyTheAlertsOfARunWithout(t *testi
 		}
 		t.Logf("seed %d: %d crashes, %d checkpoints, %d alert steps published (%d distinct), equal to the run without crashes",
 			seed, crashes, checkpoints, len(p.Alerts()), len(got))
+	}
+}
+
+// TestStuffingFiresAheadOfTheClockWithTheIdsOfTheClock feeds the role
+// the way live traffic does, each partition a few records behind the
+// newest, so that stage two's clock trails its newest records by about a
+// second: credential stuffing then fires ahead of the clock. The alerts,
+// settled, must be those of a run that fired everything by the clock,
+// with checkpoints and crashes at random.
+func TestStuffingFiresAheadOfTheClockWithTheIdsOfTheClock(t *testing.T) {
+	for seed := uint64(3); seed < 6; seed++ {
+		liveRunFiresStuffingAhead(t, seed)
+	}
+}
+
+func liveRunFiresStuffingAhead(t *testing.T, seed uint64) {
+	recs, _ := simulated(t, seed, 150_000)
+	// The reference fires by the clock only.
+	cfg := evaluate.OfflineConfig(6)
+	cfg.ByClock = true
+	clean, err := anomaly.NewPipeline(cfg)
+	must(t, err)
+	for _, r := range recs {
+		must(t, clean.Add(anomaly.Murmur2Partition([]byte(r.Key()), 6), r))
+	}
+	must(t, clean.Drain())
+	want := alertSet(clean.Alerts())
+	for _, a := range clean.Alerts() {
+		if a.Evidence["ahead_of_clock_ms"] != "" {
+			t.Fatalf("the run by the clock fired %s ahead of it", a.ID)
+		}
+	}
+
+	{
+		rng := rand.New(rand.NewPCG(seed, 11))
+		p := newPipeline(t)
+		topics := p.Topics()
+		crashes := 0
+		for _, r := range recs {
+			must(t, p.Add(anomaly.Murmur2Partition([]byte(r.Key()), 6), r))
+			// One partition of the 18 takes what it has, now and then.
+			k := rng.IntN(18)
+			tp, part := topics[k/6], k%6
+			if _, err := p.Step(tp, part, -1); err != nil {
+				t.Fatal(err)
+			}
+			switch x := rng.IntN(2000); {
+			case x < 10:
+				must(t, p.Checkpoint(tp, part))
+			case x < 11:
+				must(t, p.Crash(tp, part))
+				crashes++
+			}
+		}
+		must(t, p.Drain())
+		ahead, stuffing := 0, 0
+		for _, a := range p.Alerts() {
+			if a.Kind == anomaly.KindCredentialStuffing && a.Status == schemas.AlertFiring {
+				stuffing++
+				if a.Evidence["ahead_of_clock_ms"] != "" {
+					ahead++
+				}
+			}
+		}
+		if ahead == 0 {
+			t.Fatalf("seed %d: none of %d stuffing firings came ahead of the clock: the test does not test it", seed, stuffing)
+		}
+		got := alertSet(p.Alerts())
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("seed %d: %d of %d stuffing firings ahead of the clock, %d crashes: alerts differ from the run by the clock (-want +got):\n%s",
+				seed, ahead, stuffing, crashes, diff)
+		}
+		t.Logf("seed %d: %d of %d stuffing firings ahead of the clock, %d crashes; settled alerts equal to the run by the clock",
+			seed, ahead, stuffing, crashes)
 	}
 }
 

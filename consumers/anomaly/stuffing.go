@@ -41,6 +41,9 @@ func (c StuffingConfig) withDefaults() StuffingConfig {
 type Stuffing struct {
 	cfg  StuffingConfig
 	nets *keyed[stuffNet]
+	// ahead holds, per network, the records that stage two has buffered
+	// but not observed yet (see Arrive); Observe takes each one out.
+	ahead map[string][]stuffAcct
 }
 
 type stuffNet struct {
@@ -55,7 +58,7 @@ type stuffAcct struct {
 // NewStuffing returns a credential-stuffing detector.
 func NewStuffing(cfg StuffingConfig) *Stuffing {
 	cfg = cfg.withDefaults()
-	return &Stuffing{cfg: cfg, nets: newKeyed[stuffNet](cfg.MaxNetworks)}
+	return &Stuffing{cfg: cfg, nets: newKeyed[stuffNet](cfg.MaxNetworks), ahead: map[string][]stuffAcct{}}
 }
 
 // Kind returns "credential_stuffing".
@@ -82,12 +85,14 @@ func (s *Stuffing) LookBack() time.Duration { return s.cfg.Window }
 func (s *Stuffing) Quiet() time.Duration { return s.cfg.Quiet }
 
 // Observe counts the event's account on its network and judges the
-// network.
+// network. An incident's start is the minute (see Anchor) of its first
+// active verdict.
 func (s *Stuffing) Observe(e *Event) Verdict {
 	v := Verdict{Subject: e.Subject, At: e.Time}
 	if e.Env == nil || e.Env.AccountID == "" {
 		return v
 	}
+	s.observedAhead(e)
 	n := s.nets.touch(e.Subject, e.Time, func() stuffNet { return stuffNet{} })
 	from := e.Time - ms(s.cfg.Window)
 	n.accounts = slices.DeleteFunc(n.accounts, func(a stuffAcct) bool { return a.last < from })
@@ -103,18 +108,134 @@ func (s *Stuffing) Observe(e *Event) Verdict {
 	if len(n.accounts) < s.cfg.MinAccounts {
 		return v
 	}
+	return s.active(v, len(n.accounts), from)
+}
+
+func (s *Stuffing) active(v Verdict, accounts int, from int64) Verdict {
 	v.Active = true
 	v.Severity = schemas.SeverityHigh
-	if len(n.accounts) >= 3*s.cfg.MinAccounts {
+	if accounts >= 3*s.cfg.MinAccounts {
 		v.Severity = schemas.SeverityCritical
 	}
-	v.Score = float64(len(n.accounts))
-	v.Start = e.Time
-	for _, a := range n.accounts {
-		v.Start = min(v.Start, a.first)
-	}
+	v.Score = float64(accounts)
+	v.Start = s.Anchor(v.At)
 	v.WindowStart = from
 	return v
+}
+
+// Anchor returns the start of the minute (of the window, if shorter)
+// holding t: an incident whose first active verdict is at t starts there.
+// It is coarser than the first verdict's time so that Arrive can know it
+// before stage two's clock reaches that verdict: the verdict lies between
+// the clock and the record that made it certain, and both are almost
+// always in the same minute.
+func (s *Stuffing) Anchor(t int64) int64 {
+	g := min(ms(s.cfg.Window), 60_000)
+	return floorDiv(t, g) * g
+}
+
+// Arrive notes e, a record that stage two buffered ahead of its clock
+// and will observe in its turn.
+func (s *Stuffing) Arrive(e *Event) {
+	if e.Env != nil && e.Env.AccountID != "" {
+		s.ahead[e.Subject] = append(s.ahead[e.Subject], stuffAcct{id: e.Env.AccountID, first: e.Time, last: e.Time})
+	}
+}
+
+// Certain reports whether the network's verdict at e's time, e having
+// arrived, is already certain to be active: the accounts observed within
+// the window before e, with those that arrived ahead up to e's time,
+// reach MinAccounts. Each of them is an event in the window ending at e's
+// time, and every event before that time is observed before e, so Observe
+// will count at least as many at e's time at the latest (while no cap is
+// reached).
+func (s *Stuffing) Certain(e *Event) Verdict {
+	v := Verdict{Subject: e.Subject, At: e.Time}
+	ahead := s.ahead[e.Subject]
+	n := s.nets.get(e.Subject)
+	if n == nil {
+		n = &stuffNet{}
+	}
+	if len(n.accounts)+len(ahead) < s.cfg.MinAccounts {
+		return v // a household: nothing to count
+	}
+	from := e.Time - ms(s.cfg.Window)
+	if s.countWithin(n.accounts, ahead, from, e.Time, s.cfg.MinAccounts, nil) < s.cfg.MinAccounts {
+		return v
+	}
+	// Observe's count grows by one account per event, so an incident's
+	// first active verdict is at exactly MinAccounts: high, and scored
+	// MinAccounts. Critical comes as an escalation, at the same point
+	// with or without firing ahead.
+	v = s.active(v, s.cfg.MinAccounts, from)
+	v.Severity = schemas.SeverityHigh
+	return v
+}
+
+// countWithin counts the distinct accounts active within [from, to]
+// among observed (by their last activity; one entry per account) and
+// ahead (one entry per record), up to limit (all when limit < 0), passing
+// each account's first entry to each if it is not nil. A network behind
+// a carrier's NAT can have thousands of records ahead: with a limit, the
+// walk is linear in them and allocates nothing.
+func (s *Stuffing) countWithin(observed, ahead []stuffAcct, from, to int64, limit int, each func(stuffAcct)) int {
+	var buf [16]string
+	found := buf[:0]
+	note := func(a stuffAcct) bool {
+		if a.last < from || a.last > to || slices.Contains(found, a.id) {
+			return false
+		}
+		found = append(found, a.id)
+		if each != nil {
+			each(a)
+		}
+		return limit >= 0 && len(found) >= limit
+	}
+	for _, a := range observed {
+		if note(a) {
+			return len(found)
+		}
+	}
+	for _, a := range ahead {
+		if note(a) {
+			return len(found)
+		}
+	}
+	return len(found)
+}
+
+// observedAhead takes e out of the records that arrived ahead.
+func (s *Stuffing) observedAhead(e *Event) {
+	ahead, ok := s.ahead[e.Subject]
+	if !ok {
+		return
+	}
+	i := slices.IndexFunc(ahead, func(a stuffAcct) bool { return a.last == e.Time && a.id == e.Env.AccountID })
+	if i < 0 {
+		return
+	}
+	switch {
+	case len(ahead) == 1:
+		delete(s.ahead, e.Subject)
+	case i == 0:
+		// The usual case (records are observed in about the order they
+		// came): no copy, and append reallocates what was skipped.
+		s.ahead[e.Subject] = ahead[1:]
+	default:
+		s.ahead[e.Subject] = slices.Delete(ahead, i, i+1)
+	}
+}
+
+// AheadEvidence gives the evidence of the verdict Arrive returned for
+// subject at time at: the accounts seen within the window before it.
+func (s *Stuffing) AheadEvidence(subject string, at int64) map[string]string {
+	var observed []stuffAcct
+	if n := s.nets.get(subject); n != nil {
+		observed = n.accounts
+	}
+	var accts []stuffAcct
+	s.countWithin(observed, s.ahead[subject], at-ms(s.cfg.Window), at, -1, func(a stuffAcct) { accts = append(accts, a) })
+	return s.evidence(accts)
 }
 
 // Advance forgets networks without activity in the window.
@@ -122,15 +243,20 @@ func (s *Stuffing) Advance(now int64, _ func(Verdict)) {
 	s.nets.expire(now-ms(s.cfg.Window), nil)
 }
 
-// Evidence gives the number of accounts and the first ten of them.
+// Evidence gives the number of accounts, the first ten of them, and when
+// the first of them was first seen within the window.
 func (s *Stuffing) Evidence(subject string) map[string]string {
 	n := s.nets.get(subject)
 	if n == nil {
 		return nil
 	}
-	ids := make([]string, 0, len(n.accounts))
+	return s.evidence(n.accounts)
+}
+
+func (s *Stuffing) evidence(accts []stuffAcct) map[string]string {
+	ids := make([]string, 0, len(accts))
 	first, last := int64(0), int64(0)
-	for i, a := range n.accounts {
+	for i, a := range accts {
 		ids = append(ids, a.id)
 		if i == 0 || a.first < first {
 			first = a.first
@@ -143,6 +269,7 @@ func (s *Stuffing) Evidence(subject string) map[string]string {
 		"accounts":        strconv.Itoa(len(ids)),
 		"accounts_sample": strings.Join(sample, ","),
 		"window_ms":       strconv.FormatInt(ms(s.cfg.Window), 10),
+		"first_ms":        strconv.FormatInt(first, 10),
 		"span_ms":         strconv.FormatInt(last-first, 10),
 	}
 }

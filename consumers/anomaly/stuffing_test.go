@@ -49,3 +49,79 @@ func TestStuffing(t *testing.T) {
 		})
 	}
 }
+
+// TestStuffingIsCertainAheadOnlyOfWhatObserveWillSee: Certain may say a
+// verdict is active before Observe gets there only when Observe's verdict
+// will be active by then too, with the same start.
+func TestStuffingIsCertainAheadOnlyOfWhatObserveWillSee(t *testing.T) {
+	distinct := func(i int) string { return "acc-" + strconv.Itoa(i) }
+	events := func(s *Stuffing, recs []schemas.Record) []Event {
+		var out []Event
+		for _, r := range recs {
+			sub, _ := s.View().Subject(r)
+			out = append(out, newEvent(sub, r, testLocate))
+		}
+		return out
+	}
+	t.Run("ten accounts, six observed and four ahead, are certain at the tenth", func(t *testing.T) {
+		s := NewStuffing(StuffingConfig{})
+		es := events(s, signIns(10, t0, 6*sec, distinct))
+		for i := range es[:6] {
+			if v := s.Observe(&es[i]); v.Active {
+				t.Fatalf("active at the %dth account", i+1)
+			}
+		}
+		var certain Verdict
+		for i := 6; i < 10; i++ {
+			s.Arrive(&es[i])
+			v := s.Certain(&es[i])
+			if v.Active != (i == 9) {
+				t.Fatalf("at the %dth account: certain %v", i+1, v.Active)
+			}
+			certain = v
+		}
+		if certain.Severity != schemas.SeverityHigh || certain.Score != 10 || certain.Start != s.Anchor(es[9].Time) {
+			t.Fatalf("certain verdict %+v, want high, score 10, start %d", certain, s.Anchor(es[9].Time))
+		}
+		var first Verdict
+		for i := 6; i < 10; i++ {
+			if v := s.Observe(&es[i]); v.Active && !first.Active {
+				first = v
+			}
+		}
+		if !first.Active || first.At > certain.At || first.Start != certain.Start || first.Severity != certain.Severity || first.Score != certain.Score {
+			t.Fatalf("observed %+v, certain %+v: Observe must be active by then, with the same start, severity and score", first, certain)
+		}
+		if len(s.ahead) != 0 {
+			t.Fatalf("%d networks still ahead after every record was observed", len(s.ahead))
+		}
+	})
+	t.Run("an account ahead twice counts once", func(t *testing.T) {
+		s := NewStuffing(StuffingConfig{})
+		es := events(s, signIns(9, t0, 6*sec, distinct))
+		again := events(s, signIns(1, t0+60*sec, 0, func(int) string { return "acc-8" }))[0]
+		for i := range es[:6] {
+			s.Observe(&es[i])
+		}
+		for _, e := range append(es[6:], again) {
+			s.Arrive(&e)
+			if v := s.Certain(&e); v.Active {
+				t.Fatalf("certain with nine accounts at t0%+d", e.Time-t0)
+			}
+		}
+	})
+	t.Run("accounts observed before the window do not count", func(t *testing.T) {
+		s := NewStuffing(StuffingConfig{})
+		old := events(s, signIns(6, t0, sec, distinct))
+		late := events(s, signIns(4, t0+6*minute, sec, func(i int) string { return distinct(6 + i) }))
+		for i := range old {
+			s.Observe(&old[i])
+		}
+		for i := range late {
+			s.Arrive(&late[i])
+			if v := s.Certain(&late[i]); v.Active {
+				t.Fatalf("certain at the %dth account of the second group: the first left the window", i+1)
+			}
+		}
+	})
+}
