@@ -52,8 +52,9 @@ type Verdict struct {
 	// is more anomalous.
 	Score float64
 	// Start is the event time of the first event of the incident as the
-	// detector sees it; with the kind and subject it makes the alert id,
-	// so it must depend only on the events, never on when they arrived.
+	// detector sees it (an [Ahead] detector: the Anchor of the verdict's
+	// time); with the kind and subject it makes the alert id, so it must
+	// depend only on the events, never on when they arrived.
 	Start int64
 	// WindowStart is the start of the event-time window the verdict
 	// looked at; At is the event time it was made at (its end).

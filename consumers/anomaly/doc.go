@@ -31,8 +31,7 @@
 // ([OnArrival]: the bot detector) needs neither: one input partition holds
 // all of them, in the order the profile sent them. Stage one judges it as
 // each event arrives, with no re-key hop and no wait for other partitions
-// (event → bot alert p99 27–36 ms at half load, against 180–190 ms for
-// credential stuffing, which takes both stages). Its time is the
+// (event → bot alert p99 27–53 ms at half load). Its time is the
 // partition's newest event time: a late event counts as if it had come
 // then, whatever the lateness. Stage one's checkpoint then resumes at the
 // first record of the oldest minute still in that detector's look-back
@@ -62,12 +61,38 @@
 // is latency: an alert waits for the slowest input partition and for the
 // lateness. The default lateness is none, so stage two judges each
 // source in its partition's order and alerts wait only for the slowest
-// partition (event → stuffing alert p50 55–65 ms, p99 180–190 ms at half
-// load; a 2 s lateness, the default before, gave p99 2.2–2.4 s). Of that
-// p99, 107–125 ms is the wait for every input partition to hold an event
-// past the alert's, as a plain reader of the inputs sees it. A lateness of a few
+// partition: at half load a plain reader of the inputs sees every input
+// partition hold an event past a given one after p99 107–125 ms, and
+// stuffing alerts judged by the clock took p99 131–199 ms end to end (a
+// 2 s lateness, the default before, gave 2.2–2.4 s). A lateness of a few
 // seconds gives exact event-time order to events that arrive that much
 // out of order, for that much more latency.
+//
+// # Firing ahead of the clock
+//
+// Most of that wait buys nothing for credential stuffing: once the
+// accounts a network has shown reach the threshold, more records can
+// only add accounts. A detector that knows this implements [Ahead]
+// ([Stuffing]). Stage two hands it each record as it buffers it; the
+// detector counts the accounts observed within the window plus those
+// buffered ahead up to the record's time, and if they reach the
+// threshold, Observe's verdict will be active by that time, when the
+// clock gets there. The incident's first active verdict therefore lies
+// between the clock and the record. Stuffing incidents start (and take
+// their id from) the minute of their first active verdict, so when the
+// clock and the record are in the same minute, the id is known, and stage
+// two fires the incident at once and opens it; when the clock arrives,
+// the verdict only keeps it open. Its severity is that of any first
+// verdict (high: the count grows one account at a time), so the
+// lifecycle, escalation included, is that of the run by the clock.
+// What differs is the firing alert's detection time, score, window and
+// evidence: they say what was certain when it fired (the evidence has
+// "ahead_of_clock_ms"), and a restart that fires it again may say
+// something else under the same id ([Settled] clears them for
+// comparisons). When the clock is in an earlier minute (lateness L makes
+// that about L / 1 min of incidents), or an incident of the network is
+// still open, it waits for the clock. Event → stuffing alert at half
+// load: p50 17 ms, p99 60 ms. Config.ByClock turns it off.
 //
 // Stage one also sends marks — records keyed "mark:<partition>" that only
 // carry the source's mark — every second of event time (live, every 20 ms
@@ -84,8 +109,9 @@
 // detectors it judges, over its own partition.)
 //
 // Alert ids are derived from kind, subject and the incident's start (the
-// event time of its first event, never older than the detector's look-back),
-// so a replay publishes the same alerts again. The alert topic is
+// event time of its first event, never older than the detector's
+// look-back; for stuffing, the minute of its first active verdict), so a
+// replay publishes the same alerts again. The alert topic is
 // at-least-once: a consumer keeps one alert per (id, status, severity). The
 // ClickHouse table collapses the copies (ReplacingMergeTree, key (kind,
 // subject, id, status, severity)).
@@ -136,8 +162,8 @@
 //   - [Bot] (account view, judged on arrival): fifty impressions of a
 //     profile faster than two a second, at regular intervals, without
 //     dwell.
-//   - [Stuffing] (network view): ten accounts or more from one /24 within
-//     five minutes.
+//   - [Stuffing] (network view, fired ahead of the clock): ten accounts
+//     or more from one /24 within five minutes.
 //   - [Quality] (cell view): a two-minute rebuffer ratio far above the
 //     cell's median of the last hour (robust: median and MAD of 5-minute
 //     blocks), significant as a count, with a minimum volume; or a burst
