@@ -34,9 +34,10 @@ type Ahead interface {
 	// gets later, in its turn.
 	Arrive(e *Event)
 	// Certain, called after Arrive(e), returns an active verdict if the
-	// subject's verdict at e's time will be active, whatever else is
-	// still to come; its severity and score are those of an incident's
-	// first active verdict.
+	// subject's verdict at its At (e's time, or a later one of a record
+	// that arrived before e) will be active, whatever else is still to
+	// come; its severity and score are those of an incident's first
+	// active verdict.
 	Certain(e *Event) Verdict
 	// AheadEvidence is Evidence for the verdict Certain returned at at.
 	AheadEvidence(subject string, at int64) map[string]string
@@ -128,8 +129,8 @@ func (c *court) judge(subject string, view View, rec schemas.Record, t int64, li
 // arrive hands rec, buffered at event time t while the clock is at clock,
 // to the Ahead detectors of view, and fires the incidents that became
 // certain. The incident's first active verdict will come at a time
-// between the clock and t, after every record before it was judged: when
-// clock and t have the same anchor, so does that verdict, and the id is
+// between the clock and the certain verdict's: when the two have the
+// same anchor, so does that first verdict, and the id is
 // the one the clock would have found. Firing now opens the incident, so
 // when the clock gets there the verdict only keeps it open. While an
 // incident of the subject is open (and could resolve before t) it waits
@@ -144,16 +145,16 @@ func (c *court) arrive(subject string, view View, rec schemas.Record, t, clock i
 	c.ev.Time = t
 	for _, d := range ds {
 		d.Arrive(&c.ev)
-		if clock == noTime || d.Anchor(clock) != d.Anchor(t) || c.life.open[incidentKey{d.Kind(), subject}] != nil {
+		if clock == noTime || c.life.open[incidentKey{d.Kind(), subject}] != nil {
 			continue
 		}
 		v := d.Certain(&c.ev)
-		if !v.Active {
+		if !v.Active || d.Anchor(clock) != d.Anchor(v.At) {
 			continue
 		}
 		evidence := func() map[string]string {
-			ev := d.AheadEvidence(v.Subject, t)
-			ev["ahead_of_clock_ms"] = strconv.FormatInt(t-clock, 10)
+			ev := d.AheadEvidence(v.Subject, v.At)
+			ev["ahead_of_clock_ms"] = strconv.FormatInt(v.At-clock, 10)
 			return ev
 		}
 		if a := c.life.observe(d, v, evidence); a != nil {

@@ -154,19 +154,39 @@ func (s *Stuffing) Arrive(e *Event) {
 // reach MinAccounts. Each of them is an event in the window ending at e's
 // time, and every event before that time is observed before e, so Observe
 // will count at least as many at e's time at the latest (while no cap is
-// reached).
+// reached). If e came late, after records of the network with later
+// times, it asks the same at the latest of those: the verdict's At says
+// which.
 func (s *Stuffing) Certain(e *Event) Verdict {
-	v := Verdict{Subject: e.Subject, At: e.Time}
 	ahead := s.ahead[e.Subject]
 	n := s.nets.get(e.Subject)
 	if n == nil {
 		n = &stuffNet{}
 	}
 	if len(n.accounts)+len(ahead) < s.cfg.MinAccounts {
-		return v // a household: nothing to count
+		return Verdict{Subject: e.Subject, At: e.Time} // a household: nothing to count
 	}
-	from := e.Time - ms(s.cfg.Window)
-	if s.countWithin(n.accounts, ahead, from, e.Time, s.cfg.MinAccounts, nil) < s.cfg.MinAccounts {
+	v := s.certainAt(e.Subject, n, ahead, e.Time)
+	if !v.Active {
+		latest := e.Time
+		for _, a := range ahead {
+			latest = max(latest, a.last)
+		}
+		if latest > e.Time {
+			// The tenth account's record came before the ninth's (they are
+			// in different input partitions): the ninth makes the tenth's
+			// verdict certain. Measured by make bench (f), where stuffers
+			// send ten accounts 50 ms apart: p99 127 ms without this.
+			v = s.certainAt(e.Subject, n, ahead, latest)
+		}
+	}
+	return v
+}
+
+func (s *Stuffing) certainAt(subject string, n *stuffNet, ahead []stuffAcct, at int64) Verdict {
+	v := Verdict{Subject: subject, At: at}
+	from := at - ms(s.cfg.Window)
+	if s.countWithin(n.accounts, ahead, from, at, s.cfg.MinAccounts, nil) < s.cfg.MinAccounts {
 		return v
 	}
 	// Observe's count grows by one account per event, so an incident's

@@ -96,6 +96,31 @@ func TestStuffingIsCertainAheadOnlyOfWhatObserveWillSee(t *testing.T) {
 			t.Fatalf("%d networks still ahead after every record was observed", len(s.ahead))
 		}
 	})
+	t.Run("the ninth account coming after the tenth makes the tenth's verdict certain", func(t *testing.T) {
+		s := NewStuffing(StuffingConfig{})
+		es := events(s, signIns(10, t0, 6*sec, distinct))
+		for i := range es[:8] {
+			s.Observe(&es[i])
+		}
+		s.Arrive(&es[9])
+		if v := s.Certain(&es[9]); v.Active {
+			t.Fatal("certain with nine accounts")
+		}
+		s.Arrive(&es[8])
+		v := s.Certain(&es[8])
+		if !v.Active || v.At != es[9].Time || v.Start != s.Anchor(es[9].Time) {
+			t.Fatalf("certain verdict %+v, want one at the tenth account's time t0%+d", v, es[9].Time-t0)
+		}
+		var first Verdict
+		for _, i := range []int{8, 9} {
+			if o := s.Observe(&es[i]); o.Active && !first.Active {
+				first = o
+			}
+		}
+		if !first.Active || first.At > v.At || first.Start != v.Start {
+			t.Fatalf("observed %+v, certain %+v", first, v)
+		}
+	})
 	t.Run("an account ahead twice counts once", func(t *testing.T) {
 		s := NewStuffing(StuffingConfig{})
 		es := events(s, signIns(9, t0, 6*sec, distinct))
