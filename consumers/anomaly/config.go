@@ -55,7 +55,8 @@ type Config struct {
 	// event-time order with the others; an older one is counted and
 	// judged at the newest event time minus the lateness (the source's
 	// mark). It is also how far stage two's clock lags behind the inputs,
-	// so it bounds the alert latency from below. Default none: events are
+	// so it bounds the latency of the alerts the clock fires from below
+	// (not stuffing's, mostly: see [Ahead]). Default none: events are
 	// judged in the order of their partitions, late ones at the mark.
 	// (A default of 2 s held every alert back 2 s: event → alert p99
 	// 2.3 s at half load, against 0.3 s without.)
