@@ -156,7 +156,7 @@ func (b *bench) print(w io.Writer, reps int, took time.Duration) {
 				probes int
 			}{
 				{"bot alerts, judged on arrival", lv.alert, lv.bots},
-				{"stuffing alerts, re-keyed, two stages", lv.stuffing, lv.stuffers},
+				{"stuffing alerts, re-keyed, fired by stage two once certain", lv.stuffing, lv.stuffers},
 			} {
 				what = fmt.Sprintf("%s: event → alert on the topic, p50 | p99 (%d of %d %s)", at, len(k.lat), k.probes, k.what)
 				target, verdict = "", ""
