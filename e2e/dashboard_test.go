@@ -83,6 +83,9 @@ const allSettled = `window.atlasDashboard && atlasDashboard.refreshes >= 1 &&
   Object.keys(atlasDashboard.panels).length === 6 &&
   Object.values(atlasDashboard.panels).every((s) => s !== 'loading')`
 
+// chartsLaidOut is true once every chart has its size.
+const chartsLaidOut = `Object.values(atlasDashboard.charts).every((c) => c.width >= 100 && c.height >= 100)`
+
 func (s *stack) startDashboard(args ...string) (*proc, string) {
 	s.t.Helper()
 	addr := freeAddr(s.t)
@@ -142,6 +145,10 @@ func TestDashboardShowsSimulatedTrafficInEveryPanel(t *testing.T) {
 		return fmt.Sprintf("page: %+v\nconsole: %v\ndashboard log:\n%s", state(), b.messages(), lastLines(dash.output(), 20))
 	}
 	poll(t, b.ctx, 30*time.Second, "every panel answered", allSettled, explain)
+	// Chart.js sizes a chart on its container's resize callback, a frame
+	// or more after the data came: measured at once, five charts of six
+	// were once 0x0 in a screenshot that showed all six drawn.
+	poll(t, b.ctx, 10*time.Second, "every chart laid out", chartsLaidOut, explain)
 	st := state()
 	for panel, ps := range st.Panels {
 		if ps != "ready" {
