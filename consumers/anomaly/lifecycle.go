@@ -81,6 +81,11 @@ func (l *lifecycle) observe(d Detector, v Verdict, evidence func() map[string]st
 		return inc.alert(schemas.AlertFiring, v, evidence())
 	}
 	inc.lastActive = max(inc.lastActive, v.At)
+	// An incident fired ahead of the clock (see Ahead) fired at the time
+	// that made it certain; the clock's first verdict, earlier, is when
+	// a run by the clock fires it. By the clock, verdicts come in order
+	// and this changes nothing.
+	inc.firedAt = min(inc.firedAt, v.At)
 	inc.peakScore = max(inc.peakScore, v.Score)
 	if v.Severity > inc.severity {
 		inc.severity = v.Severity
@@ -127,7 +132,8 @@ func (inc *incident) alert(st schemas.AlertStatus, v Verdict, ev map[string]stri
 // encode writes the open incidents for the commit metadata, oldest
 // activity last, within budget bytes; it returns how many it had to leave
 // out. A left-out incident that is still going on fires again after a
-// restart, usually with the same id.
+// restart, usually with the same id (not stuffing's, whose start is the
+// minute of its first verdict).
 func (l *lifecycle) encode(b *strings.Builder, budget int) (dropped int) {
 	incs := make([]*incident, 0, len(l.open))
 	for _, inc := range l.open {

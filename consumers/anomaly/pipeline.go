@@ -230,19 +230,6 @@ func (p *Pipeline) StateSize() map[string][2]int {
 
 // Dedup returns the distinct lifecycle steps of alerts, (id, status,
 // severity) once each, in the order first published: what a consumer
-// Settled returns a without what depends on when its records arrived
-// rather than on the records: for a firing alert that stage two may fire
-// ahead of its clock (credential stuffing, see [Ahead]), the detection
-// time, score, window and evidence, which describe what was certain when
-// it fired. Id, kind, subject, severity and start stay. Two runs over the
-// same input publish the same settled alerts, whatever their timing.
-func Settled(a schemas.Alert) schemas.Alert {
-	if a.Kind == KindCredentialStuffing && a.Status == schemas.AlertFiring {
-		a.DetectedAt, a.Score, a.WindowStart, a.WindowEnd, a.Evidence = 0, 0, 0, 0, nil
-	}
-	return a
-}
-
 // that deduplicates by id and status sees.
 func Dedup(alerts []schemas.Alert) []schemas.Alert {
 	type k struct {
@@ -260,6 +247,19 @@ func Dedup(alerts []schemas.Alert) []schemas.Alert {
 		}
 	}
 	return out
+}
+
+// Settled returns a without what depends on when its records arrived
+// rather than on the records: for a firing alert that stage two may fire
+// ahead of its clock (credential stuffing, see [Ahead]), the detection
+// time, score, window and evidence, which describe what was certain when
+// it fired. Id, kind, subject, severity and start stay. Two runs over the
+// same input publish the same settled alerts, whatever their timing.
+func Settled(a schemas.Alert) schemas.Alert {
+	if a.Kind == KindCredentialStuffing && a.Status == schemas.AlertFiring {
+		a.DetectedAt, a.Score, a.WindowStart, a.WindowEnd, a.Evidence = 0, 0, 0, 0, nil
+	}
+	return a
 }
 
 type memRekeyer struct{ p *Pipeline }

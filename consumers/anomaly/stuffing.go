@@ -163,8 +163,16 @@ func (s *Stuffing) Certain(e *Event) Verdict {
 	if n == nil {
 		n = &stuffNet{}
 	}
-	if len(n.accounts)+len(ahead) < s.cfg.MinAccounts {
+	switch {
+	case len(n.accounts)+len(ahead) < s.cfg.MinAccounts:
 		return Verdict{Subject: e.Subject, At: e.Time} // a household: nothing to count
+	case len(n.accounts) >= s.cfg.MinAccounts || s.cfg.MaxAccountsPerNet < s.cfg.MinAccounts:
+		// Observed alone, the network may be at the threshold already
+		// (its incident resolved after a Quiet shorter than the window,
+		// or was left out of a checkpoint): the clock's first verdict
+		// could then be critical, not high. And past a cap below the
+		// threshold Observe never fires. The clock decides.
+		return Verdict{Subject: e.Subject, At: e.Time}
 	}
 	v := s.certainAt(e.Subject, n, ahead, e.Time)
 	if !v.Active {
@@ -189,9 +197,9 @@ func (s *Stuffing) certainAt(subject string, n *stuffNet, ahead []stuffAcct, at 
 	if s.countWithin(n.accounts, ahead, from, at, s.cfg.MinAccounts, nil) < s.cfg.MinAccounts {
 		return v
 	}
-	// Observe's count grows by one account per event, so an incident's
-	// first active verdict is at exactly MinAccounts: high, and scored
-	// MinAccounts. Critical comes as an escalation, at the same point
+	// Observe's count grows by one account per event, and Certain saw it
+	// below MinAccounts, so the incident's first active verdict is at
+	// exactly MinAccounts: high, and scored MinAccounts. Critical comes as an escalation, at the same point
 	// with or without firing ahead.
 	v = s.active(v, s.cfg.MinAccounts, from)
 	v.Severity = schemas.SeverityHigh
@@ -315,5 +323,8 @@ func (s *Stuffing) Size() (int, int) {
 			n += len(a.id)
 		}
 	})
+	for k, ahead := range s.ahead { // records buffered ahead of the clock
+		n += keyedOverhead + len(k) + 24 + cap(ahead)*40
+	}
 	return s.nets.len(), n
 }

@@ -3,6 +3,7 @@ package anomaly
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/atlas-stream/atlas/schemas"
 )
@@ -149,4 +150,57 @@ func TestStuffingIsCertainAheadOnlyOfWhatObserveWillSee(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestStuffingLeavesToTheClockWhatItCannotBeSureOf: a network already at
+// the threshold from observed records alone (its incident resolved, or
+// left out of a checkpoint) could fire critical by the clock; a cap below
+// the threshold never fires. Certain says neither.
+func TestStuffingLeavesToTheClockWhatItCannotBeSureOf(t *testing.T) {
+	distinct := func(i int) string { return "acc-" + strconv.Itoa(i) }
+	s := NewStuffing(StuffingConfig{})
+	recs := signIns(11, t0, sec, distinct)
+	var es []Event
+	for _, r := range recs {
+		sub, _ := s.View().Subject(r)
+		es = append(es, newEvent(sub, r, testLocate))
+	}
+	for i := range es[:10] {
+		s.Observe(&es[i])
+	}
+	s.Arrive(&es[10])
+	if v := s.Certain(&es[10]); v.Active {
+		t.Fatalf("certain %+v with ten accounts observed already: the clock's verdict may be of another severity", v)
+	}
+
+	capped := NewStuffing(StuffingConfig{MaxAccountsPerNet: 5})
+	for i := range es {
+		capped.Arrive(&es[i])
+		if v := capped.Certain(&es[i]); v.Active {
+			t.Fatalf("certain at the %dth account with a cap of 5 below the threshold of 10", i+1)
+		}
+	}
+}
+
+// TestAnIncidentFiredAheadKeepsTheClocksFiringTime: the resolved alert of
+// an incident fired ahead of the clock says it fired when the clock's
+// first verdict came, as a run by the clock does.
+func TestAnIncidentFiredAheadKeepsTheClocksFiringTime(t *testing.T) {
+	d := NewStuffing(StuffingConfig{})
+	l := newLifecycle()
+	subject := "net:250.0.7.0/24"
+	ahead := Verdict{Subject: subject, Active: true, Severity: schemas.SeverityHigh, Score: 10, Start: d.Anchor(t0 + 11*sec), At: t0 + 11*sec}
+	if a := l.observe(d, ahead, func() map[string]string { return nil }); a == nil || a.Status != schemas.AlertFiring {
+		t.Fatalf("firing ahead: %+v", a)
+	}
+	byClock := ahead
+	byClock.At = t0 + 10*sec
+	if a := l.observe(d, byClock, func() map[string]string { return nil }); a != nil {
+		t.Fatalf("the clock's verdict published %+v; it only keeps the incident open", a)
+	}
+	var resolved *schemas.Alert
+	l.advance(t0+time.Hour.Milliseconds(), func(a *schemas.Alert) { resolved = a })
+	if resolved == nil || resolved.Evidence["fired_at_ms"] != strconv.FormatInt(t0+10*sec, 10) {
+		t.Fatalf("resolved %+v, want fired_at_ms the clock's first verdict, t0+10s", resolved)
+	}
 }
