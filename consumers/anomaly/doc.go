@@ -91,7 +91,9 @@
 // something else under the same id ([Settled] clears them for
 // comparisons). When the clock is in an earlier minute (lateness L makes
 // that about L / 1 min of incidents), or an incident of the network is
-// still open, it waits for the clock. Event → stuffing alert at half
+// still open, or its observed accounts alone are at the threshold
+// already (the first verdict could then be critical), it waits for the
+// clock. Event → stuffing alert at half
 // load, the anomaly role alone: p50 16–17 ms, p99 38–60 ms.
 // Config.ByClock turns it off.
 //
