@@ -37,6 +37,9 @@ type pipePart struct {
 	proc      stream.Processor
 	next      int64
 	committed stream.Claim
+	// rec is handed to proc for every record, as the engine hands one
+	// Record per claim: processors must not keep it (they keep its Value).
+	rec stream.Record
 }
 
 type pipeRec struct {
@@ -110,8 +113,9 @@ func (p *Pipeline) Step(topic string, partition, n int) (int, error) {
 	for ; pt.next < pt.base+int64(len(pt.log)) && n != 0; n-- {
 		off := pt.next
 		lr := pt.log[off-pt.base]
-		r := &stream.Record{Topic: topic, Partition: partition, Offset: off, Key: lr.key,
+		pt.rec = stream.Record{Topic: topic, Partition: partition, Offset: off, Key: lr.key,
 			Value: lr.rec, Replay: pt.committed.Processed >= 0 && off < pt.committed.Processed}
+		r := &pt.rec
 		pt.next++
 		done++
 		if err := pt.proc.Process(context.Background(), r); err != nil {
