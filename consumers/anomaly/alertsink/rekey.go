@@ -104,6 +104,11 @@ func NewRekey(cfg RekeyConfig) (*Rekey, error) {
 	return r, nil
 }
 
+// reuseQueue is the largest queue array (in messages, 152 B each) that a
+// partition's writer keeps for the next requests; a backlog's larger ones
+// are let go.
+const reuseQueue = 4096
+
 // run writes what is queued for partition p, one request at a time,
 // until Close.
 func (r *Rekey) run(p int, q *partitionQueue) {
@@ -134,11 +139,22 @@ func (r *Rekey) run(p int, q *partitionQueue) {
 			}
 			n++
 		}
-		batch = append(batch[:0], q.msgs[:n]...)
-		clear(q.msgs[:n])
-		q.msgs = q.msgs[n:]
-		if len(q.msgs) == 0 {
-			q.msgs = nil // let the backing array go
+		if n == len(q.msgs) && cap(q.msgs) <= reuseQueue {
+			// Live, the whole queue goes: it becomes the batch, and the
+			// last batch's (cleared) array becomes the queue. Growing a new
+			// queue per request was 9% of the bytes atlas run all
+			// allocated at 21k events/s.
+			batch, q.msgs = q.msgs, batch[:0]
+			if cap(q.msgs) > reuseQueue {
+				q.msgs = nil
+			}
+		} else {
+			batch = append(batch[:0], q.msgs[:n]...)
+			clear(q.msgs[:n])
+			q.msgs = q.msgs[n:]
+			if len(q.msgs) == 0 {
+				q.msgs = nil // let a backlog's array go
+			}
 		}
 		q.mu.Unlock()
 
