@@ -21,8 +21,9 @@ type Rekeyer interface {
 	// unacknowledged; it does not retain key.
 	Send(key []byte, rec schemas.Record)
 	// Flush returns once every record sent so far is durable, or an error
-	// when one could not be written (the caller then checkpoints again
-	// later; Flush resends what is not acknowledged).
+	// when they are not (the caller then does not commit). A record that
+	// could not be written must never be written after records sent
+	// after it: stage two would drop it behind a later mark.
 	Flush(ctx context.Context) error
 	// Close releases the claim's resources.
 	Close() error

@@ -56,12 +56,25 @@ type RekeyConfig struct {
 // full for its BatchTimeout. Live, a request carries a handful of records;
 // those allocations were 82% of the bytes `atlas run all` allocated at
 // 10k events/s, and the garbage collector 20% of its CPU samples.
+//
+// A partition's records reach the topic in the order sent, or not at all:
+// stage two drops a record that comes after a later mark of its source.
+// So a request that fails is sent again in place, every few seconds, and
+// nothing queued behind it goes first; Flush meanwhile reports that the
+// records are not durable (its context ends), and the claim does not
+// commit. Only Close gives up: it fails the request and everything queued
+// behind it, which the next owner of the claims sends again, in order,
+// from their commits.
 type Rekey struct {
 	cfg    RekeyConfig
 	client *kafka.Client
 	log    *slog.Logger
 	queues []*partitionQueue
 	done   sync.WaitGroup
+	// send writes one request to a partition (produce; tests replace it).
+	send    func(p int, msgs []kafka.Message) error
+	stop    chan struct{} // closed by Close
+	stopped sync.Once
 }
 
 type partitionQueue struct {
@@ -94,7 +107,8 @@ func NewRekey(cfg RekeyConfig) (*Rekey, error) {
 		return nil, err
 	}
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.BrokerList()...), Transport: transport}
-	r := &Rekey{cfg: cfg, client: client, log: cfg.Logger}
+	r := &Rekey{cfg: cfg, client: client, log: cfg.Logger, stop: make(chan struct{})}
+	r.send = r.produce
 	for p := 0; p < cfg.Partitions; p++ {
 		q := &partitionQueue{wake: make(chan struct{}, 1)}
 		r.queues = append(r.queues, q)
@@ -114,7 +128,6 @@ const reuseQueue = 4096
 func (r *Rekey) run(p int, q *partitionQueue) {
 	defer r.done.Done()
 	var batch []kafka.Message
-	var recs []kafka.Record
 	for {
 		q.mu.Lock()
 		for len(q.msgs) == 0 && !q.closed {
@@ -158,14 +171,46 @@ func (r *Rekey) run(p int, q *partitionQueue) {
 		}
 		q.mu.Unlock()
 
-		recs = recs[:0]
-		for i := range batch {
-			m := &batch[i]
-			recs = append(recs, kafka.Record{Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers})
+		if err := r.write(p, batch); err != nil {
+			// Closing, and the request still fails: fail it and everything
+			// queued behind it, so that none of it is written out of order.
+			q.mu.Lock()
+			rest := q.msgs
+			q.msgs = nil
+			q.mu.Unlock()
+			completion(batch, err)
+			completion(rest, err)
+			r.log.Error("stopped writing re-keyed records: the process is closing and a write still fails; the next owner of their input partitions sends them again",
+				"partition", p, "records", len(batch)+len(rest), "err", err)
+			return
 		}
-		completion(batch, r.produce(p, recs))
+		completion(batch, nil)
 		clear(batch)
-		clear(recs)
+	}
+}
+
+// retryPause is the wait between two attempts of a failed request, once
+// send's own retries are spent.
+const retryPause = 2 * time.Second
+
+// write sends msgs to partition p until it succeeds; it returns the error
+// only when Close was called while the request was failing.
+func (r *Rekey) write(p int, msgs []kafka.Message) error {
+	for attempt := 1; ; attempt++ {
+		err := r.send(p, msgs)
+		if err == nil {
+			if attempt > 1 {
+				r.log.Info("re-keyed records written after failed attempts", "partition", p, "attempts", attempt)
+			}
+			return nil
+		}
+		r.log.Warn("cannot write re-keyed records; trying again, the records behind them wait", "partition", p,
+			"records", len(msgs), "attempt", attempt, "err", err)
+		select {
+		case <-r.stop:
+			return err
+		case <-time.After(retryPause):
+		}
 	}
 }
 
@@ -190,18 +235,24 @@ const (
 	produceTimeout    = 10 * time.Second
 )
 
-// produce writes recs to partition p, acknowledged by every in-sync
+// produce writes msgs to partition p, acknowledged by every in-sync
 // replica, retrying what kafka-go's Writer would retry.
-func (r *Rekey) produce(p int, recs []kafka.Record) error {
+func (r *Rekey) produce(p int, msgs []kafka.Message) error {
 	backoff := produceBackoffMin
+	recs := make([]kafka.Record, len(msgs))
 	var err error
 	for attempt := 0; attempt < produceAttempts; attempt++ {
 		if attempt > 0 {
 			time.Sleep(backoff)
 			backoff = min(2*backoff, produceBackoffMax)
 		}
+		// A request reads its records' keys and values out (they are
+		// readers): new ones per attempt, or a retry sends them empty.
+		for i := range msgs {
+			m := &msgs[i]
+			recs[i] = kafka.Record{Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), produceTimeout)
-		// A RecordReader is consumed by the request: a new one per attempt.
 		var res *kafka.ProduceResponse
 		res, err = r.client.Produce(ctx, &kafka.ProduceRequest{Topic: r.cfg.Topic, Partition: p,
 			RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(recs...)})
@@ -221,7 +272,7 @@ func (r *Rekey) produce(p int, recs []kafka.Record) error {
 		r.log.Debug("re-key write failed; retrying", "partition", p, "attempt", attempt+1, "err", err)
 	}
 	if err != nil {
-		return fmt.Errorf("cannot write %d records to %s/%d: %w", len(recs), r.cfg.Topic, p, err)
+		return fmt.Errorf("cannot write %d records to %s/%d: %w", len(msgs), r.cfg.Topic, p, err)
 	}
 	return nil
 }
@@ -254,8 +305,10 @@ func (r *Rekey) Claim(c stream.Claim) (anomaly.Rekeyer, error) {
 		what: fmt.Sprintf("re-keyed records of %s/%d", c.Topic, c.Partition)}, nil
 }
 
-// Close writes what is queued and stops the partition writers.
+// Close writes what is queued and stops the partition writers. A request
+// that is failing is given up, with everything queued behind it.
 func (r *Rekey) Close() error {
+	r.stopped.Do(func() { close(r.stop) })
 	for _, q := range r.queues {
 		q.mu.Lock()
 		q.closed = true
@@ -310,28 +363,20 @@ func (h *rekeyHandle) Send(key []byte, rec schemas.Record) {
 	h.r.enqueue(kafka.Message{Key: append([]byte(nil), key...), Value: v, Headers: rekeyHeaders[rec.Schema()], WriterData: h.t})
 }
 
-// Flush waits until everything sent is acknowledged, sending again what
-// failed.
+// Flush waits until everything sent is acknowledged. It does not send a
+// failed record again: behind records sent after it, stage two would drop
+// it. A partition's writer retries in place until Close; after Close, what
+// failed is the next owner's to send, from the claim's commit, which a
+// failed Flush keeps where it is.
 func (h *rekeyHandle) Flush(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		failed, err := h.t.wait(ctx)
-		if err == nil && len(failed) == 0 {
-			return nil
-		}
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		h.r.log.Warn("cannot write "+h.what+"; sending again", "messages", len(failed), "attempt", attempt+1, "err", err)
-		if err := h.t.add(ctx, len(failed)); err != nil {
-			return err
-		}
-		for _, m := range failed {
-			h.r.enqueue(m)
-		}
-		if attempt >= 2 {
-			return fmt.Errorf("cannot write %s: %w", h.what, err)
-		}
+	failed, err := h.t.wait(ctx)
+	if err != nil && len(failed) == 0 {
+		return err
 	}
+	if len(failed) > 0 {
+		return fmt.Errorf("cannot write %d %s: %w", len(failed), h.what, err)
+	}
+	return nil
 }
 
 // Close drops the handle; the shared writer stays open.
