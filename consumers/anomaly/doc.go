@@ -138,6 +138,14 @@
 // not send again what it sent before its commit, and stage two drops the
 // copies of what it sent after (same source, offset and view).
 //
+// All of this needs each re-key partition to hold a source's records in
+// the order it sent them: stage two drops a record that comes after a
+// later mark of its source. The re-key writer (alertsink.Rekey) therefore
+// retries a failed write in place, holding back what is queued behind it
+// (a stage-one checkpoint waits meanwhile), and never sends a failed record
+// again behind later ones; each request stays under the broker's size
+// limit, since the broker refuses an oversized one whole.
+//
 // Deterministic given the input order per partition also means bounded:
 // each detector caps its subjects (least recently seen evicted) and its
 // history per subject. Exactness holds while no cap is reached.

@@ -243,7 +243,11 @@ func (r *Rekey) produce(p int, msgs []kafka.Message) error {
 	var err error
 	for attempt := 0; attempt < produceAttempts; attempt++ {
 		if attempt > 0 {
-			time.Sleep(backoff)
+			select {
+			case <-r.stop: // closing: write gives the request up
+				return fmt.Errorf("cannot write %d records to %s/%d: %w", len(msgs), r.cfg.Topic, p, err)
+			case <-time.After(backoff):
+			}
 			backoff = min(2*backoff, produceBackoffMax)
 		}
 		// A request reads its records' keys and values out (they are
