@@ -116,6 +116,9 @@ func (s *stack) deleteRekeyTopic() {
 func TestAnomalyAlertsStayExactWhileTheRoleIsKilledRepeatedly(t *testing.T) {
 	s := newStack(t, 6)
 	t.Cleanup(s.deleteRekeyTopic)
+	// Registered after newStack, so it runs before the stack's cleanup,
+	// which needs the broker.
+	kafkaService.restoreOnCleanup(t)
 	const seed, events = 77, 500_000
 	// 10k events/s: the simulation runs for about 50 s while the role is
 	// killed, four times with SIGKILL at a random moment and twice by a
@@ -151,7 +154,18 @@ func TestAnomalyAlertsStayExactWhileTheRoleIsKilledRepeatedly(t *testing.T) {
 		t.Fatalf("simulate: %v\n%s", err, simulate.output())
 	}
 
-	final := s.start("anomaly", append(args, "--ops-addr", freeAddr(t))...)
+	// The last process catches up on what the kills left; while it
+	// writes the re-key topic, the broker is killed and restarted: a write
+	// that fails is retried in place, and nothing behind it goes first.
+	finalOps := freeAddr(t)
+	final := s.start("anomaly", append(args, "--ops-addr", finalOps)...)
+	s.waitMetric(final, finalOps, "atlas_engine_events_total", 1, 90*time.Second)
+	time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+	restart := kafkaService.outage(t, 5*time.Second)
+	t.Logf("broker killed while the last process caught up, down 5 s, restarted in %s", restart.Round(100*time.Millisecond))
+	if err := final.wait(0); err == nil || err.Error() != "still running after 0s" {
+		t.Fatalf("the role exited during the broker outage (%v):\n%s", err, lastLines(final.output(), 30))
+	}
 	start := time.Now()
 	s.waitDrained(5*time.Minute, s.topo.GroupID(topology.AnomalyGroup),
 		s.topo.Name(topology.Playback), s.topo.Name(topology.Browse), s.prefix+rekeyTopic)

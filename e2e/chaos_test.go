@@ -186,9 +186,24 @@ func (s *stack) readAll(topic string) ([]kafka.Message, int) {
 	for _, p := range md.Topics[0].Partitions {
 		req[topic] = append(req[topic], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
 	}
-	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
-	if err != nil {
-		s.t.Fatalf("cannot list the offsets of %s: %v", topic, err)
+	// After a broker restart, leaders come back one partition at a time
+	// (a broker with many partitions took over a minute): wait out a
+	// temporary error of a partition, such as Not Leader For Partition.
+	var offs *kafka.ListOffsetsResponse
+	for {
+		offs, err = client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+		if err != nil {
+			s.t.Fatalf("cannot list the offsets of %s: %v", topic, err)
+		}
+		temporary := false
+		for _, po := range offs.Topics[topic] {
+			var ke kafka.Error
+			temporary = temporary || (errors.As(po.Error, &ke) && ke.Temporary())
+		}
+		if !temporary || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	dialer, err := s.kafka.Dialer()
 	if err != nil {
