@@ -140,10 +140,10 @@ func (r *Rekey) run(p int, q *partitionQueue) {
 			return
 		}
 		// The first message always goes; then as many as fit both bounds.
-		// (A batch over the broker's limit is refused whole; its records,
-		// sent again by Flush behind later ones, would reach stage two
-		// after its clock had passed them: the e2e kill test lost alerts
-		// that way, catching up after a restart, before this bound.)
+		// (A batch over the broker's limit is refused whole, every time:
+		// catching up after a restart, the e2e kill test lost alerts to
+		// such batches before this bound, when Flush still sent failed
+		// records again behind later ones.)
 		n, size := 1, batchBytes(&q.msgs[0])
 		for n < len(q.msgs) && n < r.cfg.MaxBatch {
 			size += batchBytes(&q.msgs[n])
@@ -226,8 +226,8 @@ func batchBytes(m *kafka.Message) int {
 
 // Retries of one produce request, as the kafka.Writer of the other sinks
 // does them (MaxAttempts 30, back-off 100 ms doubling to 2 s): a leader
-// election or a broker restart is waited out here; what still fails goes
-// back to the claim's Flush, which sends it again or fails the checkpoint.
+// election or a broker restart is waited out here; what still fails,
+// write tries again in place (see Rekey).
 const (
 	produceAttempts   = 30
 	produceBackoffMin = 100 * time.Millisecond
