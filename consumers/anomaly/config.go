@@ -18,8 +18,10 @@ type Rekeyer interface {
 	// Send queues rec for the re-key topic under key, in the partition of
 	// the key's subject (see [SubjectOf] and [PartitionOf]), after
 	// everything sent before. It may block while too much is
-	// unacknowledged; it does not retain key.
-	Send(key []byte, rec schemas.Record)
+	// unacknowledged, until ctx ends; a record it then could not queue
+	// makes every later Flush fail, so that nothing past it is committed.
+	// It does not retain key.
+	Send(ctx context.Context, key []byte, rec schemas.Record)
 	// Flush returns once every record sent so far is durable, or an error
 	// when they are not (the caller then does not commit). A record that
 	// could not be written must never be written after records sent

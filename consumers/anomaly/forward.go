@@ -172,7 +172,7 @@ func (f *Forwarder) restore(s string) error {
 // partition's records. One beyond the horizon is counted and dropped. Records processed before
 // the last commit (Replay) were sent then; they only rebuild the
 // duplicate ring.
-func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
+func (f *Forwarder) Process(ctx context.Context, r *stream.Record) error {
 	env := envelope(r.Value)
 	if env == nil {
 		return nil
@@ -239,7 +239,7 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		}
 		n := len(key)
 		f.key = appendRekeySuffix(key, f.src, f.cfg.Partitions, r.Offset, mark)
-		f.out.Send(f.key, r.Value)
+		f.out.Send(ctx, f.key, r.Value)
 		f.markTo[PartitionOf(f.key[:n], f.cfg.Partitions)] = mark
 		f.sentViews[v]++
 		f.sent = true
@@ -260,7 +260,7 @@ func (f *Forwarder) Process(_ context.Context, r *stream.Record) error {
 		for q, m := range f.markTo {
 			if m == noTime || m < stale {
 				f.key = appendRekeySuffix(appendMarkSubject(f.key[:0], q), f.src, f.cfg.Partitions, r.Offset, mark)
-				f.out.Send(f.key, r.Value)
+				f.out.Send(ctx, f.key, r.Value)
 				f.markTo[q] = mark
 				f.sent = true
 			}

@@ -21,7 +21,7 @@ type sent struct {
 
 type captureRekeyer struct{ got *[]sent }
 
-func (c captureRekeyer) Send(key []byte, rec schemas.Record) {
+func (c captureRekeyer) Send(_ context.Context, key []byte, rec schemas.Record) {
 	*c.got = append(*c.got, sent{string(SubjectOf(key)), string(key), rec})
 }
 func (captureRekeyer) Flush(context.Context) error { return nil }

@@ -268,7 +268,7 @@ func Settled(a schemas.Alert) schemas.Alert {
 
 type memRekeyer struct{ p *Pipeline }
 
-func (m memRekeyer) Send(key []byte, rec schemas.Record) {
+func (m memRekeyer) Send(_ context.Context, key []byte, rec schemas.Record) {
 	pt := m.p.parts[pipeKey{m.p.cfg.RekeyTopic, PartitionOf(SubjectOf(key), m.p.cfg.Partitions)}]
 	pt.log = append(pt.log, pipeRec{key: slices.Clone(key), rec: rec})
 }

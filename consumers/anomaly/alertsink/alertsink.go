@@ -4,12 +4,14 @@
 // atlas-schema alert.v1) and writes them to ClickHouse's alerts table.
 //
 // Both give each claimed partition its own handle, so that a checkpoint
-// waits only for what its own partition sent. Sending never waits for the
-// broker (kafka-go's asynchronous Writer, acks from all in-sync
-// replicas); a handle's Flush waits until everything it sent is
-// acknowledged, sends again what failed, and, for alerts, then inserts
-// them into ClickHouse. A processor checkpoints only after Flush returned,
-// so nothing is committed before it is durable.
+// waits only for what its own partition sent, acknowledged by all in-sync
+// replicas. Alerts go through kafka-go's asynchronous Writer; their
+// handle's Flush sends again what failed, then inserts the alerts into
+// ClickHouse. Re-keyed records go through a writer goroutine per
+// partition (see Rekey), which keeps their order and retries a failed
+// request in place; a re-key Send waits only while too many records are
+// unacknowledged. A processor checkpoints only after Flush returned, so
+// nothing is committed before it is durable.
 //
 // Delivery is at least once: a replay after a crash publishes the same
 // alerts again, with the same ids. Consumers of the alert topic keep one
@@ -29,7 +31,8 @@ import (
 )
 
 // tracker counts one claim's messages in flight on an asynchronous writer
-// and keeps those that failed, to send again.
+// and keeps those that failed (the alert sink sends them again; the re-key
+// writer reports them).
 type tracker struct {
 	mu       sync.Mutex
 	inFlight int

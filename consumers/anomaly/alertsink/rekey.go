@@ -82,6 +82,7 @@ type partitionQueue struct {
 	wake   chan struct{} // capacity 1
 	msgs   []kafka.Message
 	closed bool
+	dead   bool // the writer goroutine returned: enqueue fails at once
 }
 
 // NewRekey returns a writer of the re-key topic and starts its partition
@@ -136,6 +137,7 @@ func (r *Rekey) run(p int, q *partitionQueue) {
 			q.mu.Lock()
 		}
 		if len(q.msgs) == 0 && q.closed {
+			q.dead = true
 			q.mu.Unlock()
 			return
 		}
@@ -176,7 +178,7 @@ func (r *Rekey) run(p int, q *partitionQueue) {
 			// queued behind it, so that none of it is written out of order.
 			q.mu.Lock()
 			rest := q.msgs
-			q.msgs = nil
+			q.msgs, q.dead = nil, true
 			q.mu.Unlock()
 			completion(batch, err)
 			completion(rest, err)
@@ -239,7 +241,6 @@ const (
 // replica, retrying what kafka-go's Writer would retry.
 func (r *Rekey) produce(p int, msgs []kafka.Message) error {
 	backoff := produceBackoffMin
-	recs := make([]kafka.Record, len(msgs))
 	var err error
 	for attempt := 0; attempt < produceAttempts; attempt++ {
 		if attempt > 0 {
@@ -251,7 +252,10 @@ func (r *Rekey) produce(p int, msgs []kafka.Message) error {
 			backoff = min(2*backoff, produceBackoffMax)
 		}
 		// A request reads its records' keys and values out (they are
-		// readers): new ones per attempt, or a retry sends them empty.
+		// readers): new ones per attempt, or a retry sends them empty. A
+		// new slice too: an attempt given up on its context may still be
+		// encoded by the connection's goroutine.
+		recs := make([]kafka.Record, len(msgs))
 		for i := range msgs {
 			m := &msgs[i]
 			recs[i] = kafka.Record{Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
@@ -281,8 +285,9 @@ func (r *Rekey) produce(p int, msgs []kafka.Message) error {
 	return nil
 }
 
-// retriable reports whether kafka-go's Writer would try err again: a
-// temporary Kafka error (not leader, timeout, …) or a broken connection.
+// retriable reports whether produce tries err again at once: a temporary
+// Kafka error (not leader, timeout, …), a broken connection or a request
+// timeout. (write tries everything again, after a pause.)
 func retriable(err error) bool {
 	var temp interface{ Temporary() bool }
 	if errors.As(err, &temp) && temp.Temporary() {
@@ -292,9 +297,17 @@ func retriable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// errWriterStopped fails what is sent after a partition's writer stopped.
+var errWriterStopped = errors.New("the re-key writer is closed")
+
 func (r *Rekey) enqueue(msg kafka.Message) {
 	q := r.queues[anomaly.PartitionOf(anomaly.SubjectOf(msg.Key), len(r.queues))]
 	q.mu.Lock()
+	if q.dead {
+		q.mu.Unlock()
+		completion([]kafka.Message{msg}, errWriterStopped)
+		return
+	}
 	q.msgs = append(q.msgs, msg)
 	q.mu.Unlock()
 	select {
@@ -309,8 +322,10 @@ func (r *Rekey) Claim(c stream.Claim) (anomaly.Rekeyer, error) {
 		what: fmt.Sprintf("re-keyed records of %s/%d", c.Topic, c.Partition)}, nil
 }
 
-// Close writes what is queued and stops the partition writers. A request
-// that is failing is given up, with everything queued behind it.
+// Close writes what is queued and stops the partition writers. Closing, a
+// request is tried once more at most (each attempt up to 10 s): one that
+// fails is given up, with everything queued behind it, and what is sent
+// after fails at once.
 func (r *Rekey) Close() error {
 	r.stopped.Do(func() { close(r.stop) })
 	for _, q := range r.queues {
@@ -330,6 +345,10 @@ type rekeyHandle struct {
 	r    *Rekey
 	t    *tracker
 	what string
+	// broken: a record could not be queued or written; every Flush fails
+	// from then on, so that the claim never commits past it. (Send and
+	// Flush run on the claim's goroutine.)
+	broken error
 	// lastRec was encoded as lastValue (see Send).
 	lastRec   schemas.Record
 	lastValue []byte
@@ -345,10 +364,14 @@ func headers(s schemas.Schema) []kafka.Header {
 }
 
 // Send encodes rec and queues it for its partition's writer; it blocks
-// only while MaxInFlight records of the claim are unacknowledged. An
-// encoding error cannot happen for a record that decoded; it is logged and
-// the record skipped.
-func (h *rekeyHandle) Send(key []byte, rec schemas.Record) {
+// while MaxInFlight records of the claim are unacknowledged, until ctx
+// ends (the claim is revoked or the process stops): the record is then
+// dropped and the handle broken. An encoding error cannot happen for a
+// record that decoded; it is logged and the record skipped.
+func (h *rekeyHandle) Send(ctx context.Context, key []byte, rec schemas.Record) {
+	if h.broken != nil {
+		return
+	}
 	// Stage one sends a record once per view and again as a mark: encode
 	// it once. The bytes are never written to after, so the messages can
 	// share them.
@@ -361,7 +384,8 @@ func (h *rekeyHandle) Send(key []byte, rec schemas.Record) {
 		}
 		h.lastRec, h.lastValue = rec, v
 	}
-	if err := h.t.add(context.Background(), 1); err != nil {
+	if err := h.t.add(ctx, 1); err != nil {
+		h.broken = fmt.Errorf("a re-keyed record was not sent (%w): %s cannot be committed past it", err, h.what)
 		return
 	}
 	h.r.enqueue(kafka.Message{Key: append([]byte(nil), key...), Value: v, Headers: rekeyHeaders[rec.Schema()], WriterData: h.t})
@@ -373,12 +397,17 @@ func (h *rekeyHandle) Send(key []byte, rec schemas.Record) {
 // failed is the next owner's to send, from the claim's commit, which a
 // failed Flush keeps where it is.
 func (h *rekeyHandle) Flush(ctx context.Context) error {
+	if h.broken != nil {
+		return h.broken
+	}
 	failed, err := h.t.wait(ctx)
 	if err != nil && len(failed) == 0 {
 		return err
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("cannot write %d %s: %w", len(failed), h.what, err)
+		// Never again nil: a later Flush must not let the claim commit.
+		h.broken = fmt.Errorf("cannot write %d %s: %w", len(failed), h.what, err)
+		return h.broken
 	}
 	return nil
 }

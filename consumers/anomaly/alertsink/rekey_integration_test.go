@@ -65,7 +65,7 @@ func TestRekeyWritesABacklogInOrderUnderTheBrokersLimit(t *testing.T) {
 	for i := range n {
 		rec := &schemas.Playback{Envelope: schemas.Envelope{EventID: "e" + strconv.Itoa(i), EventTime: int64(i), AccountID: "acc-" + strconv.Itoa(i%7)},
 			Kind: schemas.PlayHeartbeat, TitleID: pad}
-		h.Send([]byte("account:acc-"+strconv.Itoa(i%7)+"#p0."+strconv.Itoa(i)+"."+strconv.Itoa(i)), rec)
+		h.Send(context.Background(), []byte("account:acc-"+strconv.Itoa(i%7)+"#p0."+strconv.Itoa(i)+"."+strconv.Itoa(i)), rec)
 	}
 	if err := h.Flush(ctx); err != nil {
 		t.Fatalf("Flush: %v", err)

@@ -70,7 +70,7 @@ func TestRekeyKeepsAPartitionsRecordsInOrderThroughFailedWrites(t *testing.T) {
 	for i := range 5 {
 		k := "account:acc-1#p0." + strconv.Itoa(i) + "." + strconv.Itoa(i)
 		want = append(want, k)
-		h.Send([]byte(k), rekeyRecord(i))
+		h.Send(context.Background(), []byte(k), rekeyRecord(i))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	if err := h.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -80,7 +80,7 @@ func TestRekeyKeepsAPartitionsRecordsInOrderThroughFailedWrites(t *testing.T) {
 	for i := 5; i < 10; i++ {
 		k := "account:acc-1#p0." + strconv.Itoa(i) + "." + strconv.Itoa(i)
 		want = append(want, k)
-		h.Send([]byte(k), rekeyRecord(i))
+		h.Send(context.Background(), []byte(k), rekeyRecord(i))
 	}
 	f.set(false)
 	ctx, cancel = context.WithTimeout(context.Background(), 3*retryPause)
@@ -107,7 +107,7 @@ func TestRekeyCloseGivesUpAFailingWriteAndWritesNothingAfterIt(t *testing.T) {
 	h, _ := r.Claim(stream.Claim{Topic: "in", Partition: 0})
 	f.set(true)
 	for i := range 3 {
-		h.Send([]byte("account:acc-1#p0."+strconv.Itoa(i)+"."+strconv.Itoa(i)), rekeyRecord(i))
+		h.Send(context.Background(), []byte("account:acc-1#p0."+strconv.Itoa(i)+"."+strconv.Itoa(i)), rekeyRecord(i))
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
@@ -116,12 +116,58 @@ func TestRekeyCloseGivesUpAFailingWriteAndWritesNothingAfterIt(t *testing.T) {
 	case <-time.After(2 * retryPause):
 		t.Fatal("Close did not return while a write kept failing")
 	}
-	if err := h.Flush(context.Background()); err == nil {
-		t.Fatal("Flush after Close gave up = nil, want the failed records")
+	for i := range 2 {
+		if err := h.Flush(context.Background()); err == nil {
+			t.Fatalf("Flush %d after Close gave up = nil, want the failed records", i+1)
+		}
+	}
+	// Sent after the writer stopped: failed at once, not left queued.
+	h2, _ := r.Claim(stream.Claim{Topic: "in", Partition: 1})
+	h2.Send(context.Background(), []byte("account:acc-1#p1.0.0"), rekeyRecord(0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := h2.Flush(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush of a record sent after Close = %v, want it failed at once", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.written) != 0 || f.tries == 0 {
 		t.Fatalf("written %q in %d tries, want nothing written and at least one try", f.written, f.tries)
+	}
+}
+
+// A Send that cannot queue its record before its context ends (the claim
+// is revoked while the broker is down) breaks the handle: every later
+// Flush fails, so the claim never commits past the dropped record.
+func TestRekeySendGivenUpOnItsContextBreaksTheHandle(t *testing.T) {
+	r, err := NewRekey(RekeyConfig{Kafka: kafkaconn.Config{Brokers: []string{"127.0.0.1:1"}}, Topic: "rekey", Partitions: 1, MaxInFlight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeTopic{failing: true}
+	r.send = f.send
+	h, _ := r.Claim(stream.Claim{Topic: "in", Partition: 0})
+	for i := range 2 {
+		h.Send(context.Background(), []byte("account:acc-1#p0."+strconv.Itoa(i)+"."+strconv.Itoa(i)), rekeyRecord(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	h.Send(ctx, []byte("account:acc-1#p0.2.2"), rekeyRecord(2)) // blocks: two in flight
+	cancel()
+	f.set(false)
+	for i := range 2 {
+		fctx, fcancel := context.WithTimeout(context.Background(), 3*retryPause)
+		err := h.Flush(fctx)
+		fcancel()
+		if err == nil {
+			t.Fatalf("Flush %d after a Send gave up = nil, want an error", i+1)
+		}
+	}
+	r.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range f.written {
+		if k == "account:acc-1#p0.2.2" {
+			t.Fatalf("the record whose Send gave up was written: %q", f.written)
+		}
 	}
 }
