@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -59,7 +57,7 @@ type RekeyConfig struct {
 //
 // A partition's records reach the topic in the order sent, or not at all:
 // stage two drops a record that comes after a later mark of its source.
-// So a request that fails is sent again in place, every few seconds, and
+// So a request that fails is sent again in place (back-off up to 2 s), and
 // nothing queued behind it goes first; Flush meanwhile reports that the
 // records are not durable (its context ends), and the claim does not
 // commit. Only Close gives up: it fails the request and everything queued
@@ -191,28 +189,40 @@ func (r *Rekey) run(p int, q *partitionQueue) {
 	}
 }
 
-// retryPause is the wait between two attempts of a failed request, once
-// send's own retries are spent.
-const retryPause = 2 * time.Second
+// Back-off between two attempts of a failed request: 100 ms doubling to
+// retryPause, as kafka-go's Writer does between its own retries. Failures
+// shorter than quietAttempts attempts (≈ 1.5 s: a leader election) are
+// logged at debug level only.
+const (
+	retryBackoffMin = 100 * time.Millisecond
+	retryPause      = 2 * time.Second
+	quietAttempts   = 5
+)
 
 // write sends msgs to partition p until it succeeds; it returns the error
 // only when Close was called while the request was failing.
 func (r *Rekey) write(p int, msgs []kafka.Message) error {
+	backoff := retryBackoffMin
 	for attempt := 1; ; attempt++ {
 		err := r.send(p, msgs)
 		if err == nil {
-			if attempt > 1 {
+			if attempt >= quietAttempts {
 				r.log.Info("re-keyed records written after failed attempts", "partition", p, "attempts", attempt)
 			}
 			return nil
 		}
-		r.log.Warn("cannot write re-keyed records; trying again, the records behind them wait", "partition", p,
-			"records", len(msgs), "attempt", attempt, "err", err)
+		level := slog.LevelDebug
+		if attempt >= quietAttempts {
+			level = slog.LevelWarn
+		}
+		r.log.Log(context.Background(), level, "cannot write re-keyed records; trying again, the records behind them wait",
+			"partition", p, "records", len(msgs), "attempt", attempt, "err", err)
 		select {
 		case <-r.stop:
 			return err
-		case <-time.After(retryPause):
+		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, retryPause)
 	}
 }
 
@@ -226,75 +236,37 @@ func batchBytes(m *kafka.Message) int {
 	return n
 }
 
-// Retries of one produce request, as the kafka.Writer of the other sinks
-// does them (MaxAttempts 30, back-off 100 ms doubling to 2 s): a leader
-// election or a broker restart is waited out here; what still fails,
-// write tries again in place (see Rekey).
-const (
-	produceAttempts   = 30
-	produceBackoffMin = 100 * time.Millisecond
-	produceBackoffMax = 2 * time.Second
-	produceTimeout    = 10 * time.Second
-)
+// produceTimeout bounds one produce request.
+const produceTimeout = 10 * time.Second
 
-// produce writes msgs to partition p, acknowledged by every in-sync
-// replica, retrying what kafka-go's Writer would retry.
+// produce writes msgs to partition p in one request, acknowledged by every
+// in-sync replica. write retries it.
 func (r *Rekey) produce(p int, msgs []kafka.Message) error {
-	backoff := produceBackoffMin
-	var err error
-	for attempt := 0; attempt < produceAttempts; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-r.stop: // closing: write gives the request up
-				return fmt.Errorf("cannot write %d records to %s/%d: %w", len(msgs), r.cfg.Topic, p, err)
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, produceBackoffMax)
-		}
-		// A request reads its records' keys and values out (they are
-		// readers): new ones per attempt, or a retry sends them empty. A
-		// new slice too: an attempt given up on its context may still be
-		// encoded by the connection's goroutine.
-		recs := make([]kafka.Record, len(msgs))
-		for i := range msgs {
-			m := &msgs[i]
-			recs[i] = kafka.Record{Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), produceTimeout)
-		var res *kafka.ProduceResponse
-		res, err = r.client.Produce(ctx, &kafka.ProduceRequest{Topic: r.cfg.Topic, Partition: p,
-			RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(recs...)})
-		cancel()
-		if err == nil {
-			err = res.Error
-		}
-		if err == nil {
-			for _, e := range res.RecordErrors {
-				err = e
-				break
-			}
-		}
-		if err == nil || !retriable(err) {
+	// A request reads its records' keys and values out (they are readers),
+	// so each attempt builds its own; an attempt given up on its context
+	// may still be encoded by the connection's goroutine.
+	recs := make([]kafka.Record, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		recs[i] = kafka.Record{Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), produceTimeout)
+	defer cancel()
+	res, err := r.client.Produce(ctx, &kafka.ProduceRequest{Topic: r.cfg.Topic, Partition: p,
+		RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(recs...)})
+	if err == nil {
+		err = res.Error
+	}
+	if err == nil {
+		for _, e := range res.RecordErrors {
+			err = e
 			break
 		}
-		r.log.Debug("re-key write failed; retrying", "partition", p, "attempt", attempt+1, "err", err)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot write %d records to %s/%d: %w", len(msgs), r.cfg.Topic, p, err)
 	}
 	return nil
-}
-
-// retriable reports whether produce tries err again at once: a temporary
-// Kafka error (not leader, timeout, …), a broken connection or a request
-// timeout. (write tries everything again, after a pause.)
-func retriable(err error) bool {
-	var temp interface{ Temporary() bool }
-	if errors.As(err, &temp) && temp.Temporary() {
-		return true
-	}
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // errWriterStopped fails what is sent after a partition's writer stopped.
@@ -323,7 +295,7 @@ func (r *Rekey) Claim(c stream.Claim) (anomaly.Rekeyer, error) {
 }
 
 // Close writes what is queued and stops the partition writers. Closing, a
-// request is tried once more at most (each attempt up to 10 s): one that
+// request is tried at most once (an attempt takes up to 10 s): one that
 // fails is given up, with everything queued behind it, and what is sent
 // after fails at once.
 func (r *Rekey) Close() error {
