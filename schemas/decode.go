@@ -37,6 +37,13 @@ const maxInterned = 4096
 type Decoder struct {
 	limits Limits
 	intern map[string]string
+	// recent is a direct-mapped cache in front of intern: a symbol's slot
+	// is picked from its length and three of its bytes, and a hit costs
+	// one string comparison instead of a map lookup. Live, with a decoder
+	// per claimed partition, the maps were cold: symbol lookups took
+	// 6.4 % of `atlas run all`'s CPU at 20k events/s, more than half of
+	// its decoding.
+	recent [recentSlots]string
 	r      reader // reused: passing a fresh one to the field callbacks would allocate it
 	// arena holds the bytes of the current record's non-interned strings:
 	// one allocation per record instead of one per string. It is sized to
@@ -184,16 +191,34 @@ func (d *Decoder) symbol(r *reader, dst *string) error {
 	if err != nil {
 		return err
 	}
-	if s, ok := d.intern[string(b)]; ok {
+	slot := recentSlot(b)
+	if s := d.recent[slot]; s == string(b) {
 		*dst = s
 		return nil
 	}
-	s := string(b)
-	if len(d.intern) < maxInterned && len(s) <= 64 {
-		d.intern[s] = s
+	s, ok := d.intern[string(b)]
+	if !ok {
+		s = string(b)
+		if len(d.intern) < maxInterned && len(s) <= 64 {
+			d.intern[s] = s
+		}
 	}
+	d.recent[slot] = s
 	*dst = s
 	return nil
+}
+
+// recentSlots is the size of [Decoder.recent]: a power of two.
+const recentSlots = 256
+
+// recentSlot picks the slot of symbol b in [Decoder.recent].
+func recentSlot(b []byte) int {
+	n := len(b)
+	if n == 0 {
+		return 0
+	}
+	h := uint32(n) | uint32(b[0])<<8 | uint32(b[n/2])<<16 | uint32(b[n-1])<<24
+	return int((h * 2654435761) >> (32 - 8)) // Fibonacci hashing: the top 8 bits
 }
 
 func (d *Decoder) integer(r *reader, dst *int64) error {
