@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/atlas-stream/atlas/internal/intern"
 	"github.com/atlas-stream/atlas/schemas"
 )
 
@@ -244,15 +245,16 @@ func appendRekeySuffix(dst []byte, src source, partitions int, offset, mark int6
 
 var errBadKey = errors.New("not a re-key key")
 
-func parseRekeyKey(b []byte, partitions int) (rekeyKey, error) {
+func parseRekeyKey(b []byte, partitions int, subjects *intern.Recent) (rekeyKey, error) {
 	i := bytes.LastIndexByte(b, '#')
 	if i <= 0 || i+2 >= len(b) {
 		return rekeyKey{}, errBadKey
 	}
-	// The subject is kept (buffered records hold it): its own string. The
-	// rest is parsed in place; a string of the whole key was one more
-	// allocation per re-keyed record.
-	k := rekeyKey{subject: string(b[:i])}
+	// The subject is kept (buffered records hold it): its own string, the
+	// one of the last record of the same subject when subjects still has
+	// it. The rest is parsed in place; a string of the whole key was one
+	// more allocation per re-keyed record.
+	k := rekeyKey{subject: subjects.String(b[:i])}
 	rest := b[i+1:]
 	var code int
 	switch rest[0] {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/internal/intern"
 	"github.com/atlas-stream/atlas/schemas"
 )
 
@@ -217,7 +218,7 @@ func TestRekeyKeysRoundTrip(t *testing.T) {
 		mark    int64
 	}{{"account:acc-1", 0, 0, t0}, {"net:1.2.3.0/24", 7, 123456, -5}, {"cdn:a#b|isp:x|cc:DE", 11, 1, 1}} {
 		key := appendRekeyKey(nil, c.subject, c.src, 6, c.off, c.mark)
-		k, err := parseRekeyKey(key, 6)
+		k, err := parseRekeyKey(key, 6, intern.NewRecent(4))
 		if err != nil || k.subject != c.subject || k.src != c.src || k.offset != c.off || k.mark != c.mark {
 			t.Fatalf("%q parsed as %+v, %v", key, k, err)
 		}
@@ -226,7 +227,7 @@ func TestRekeyKeysRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "account:a", "account:a#", "account:a#x1.2.3", "account:a#p9.1.2", "account:a#p1.x.2", "#p1.1.1"} {
-		if _, err := parseRekeyKey([]byte(bad), 6); err == nil {
+		if _, err := parseRekeyKey([]byte(bad), 6, intern.NewRecent(4)); err == nil {
 			t.Fatalf("%q parsed", bad)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/internal/intern"
 	"github.com/atlas-stream/atlas/schemas"
 )
 
@@ -53,7 +54,12 @@ type Judge struct {
 	rebuildSeen map[pendingKey]struct{}
 
 	idleGauge, bufferedGauge, lagGauge prometheus.Gauge
+
+	subjects *intern.Recent // of the re-keyed records' keys
 }
+
+// subjectSlots is the size of a Judge's cache of recent subjects.
+const subjectSlots = 1024
 
 type pending struct {
 	t       int64
@@ -81,7 +87,7 @@ func newJudge(cfg *Config, m *metrics, c stream.Claim, out Outbox) (*Judge, erro
 	j := &Judge{cfg: cfg, m: m, claim: c, part: strconv.Itoa(c.Partition), court: newCourt(m, out, cfg.Locate, ds),
 		marks: make([]int64, numSrcTopic*cfg.Partitions), heard: make([]time.Time, numSrcTopic*cfg.Partitions),
 		maxMark: noTime, clock: noTime,
-		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}}
+		inBuf: map[pendingKey]struct{}{}, first: map[int64]int64{}, subjects: intern.NewRecent(subjectSlots)}
 	if cfg.ByClock {
 		j.court.ahead = [numViews][]aheadDetector{}
 	}
@@ -120,7 +126,7 @@ func (j *Judge) Process(_ context.Context, r *stream.Record) error {
 }
 
 func (j *Judge) process(r *stream.Record) error {
-	k, err := parseRekeyKey(r.Key, j.cfg.Partitions)
+	k, err := parseRekeyKey(r.Key, j.cfg.Partitions, j.subjects)
 	if err != nil {
 		return fmt.Errorf("cannot judge %s/%d@%d: key %q: %w", r.Topic, r.Partition, r.Offset, truncKey(r.Key), err)
 	}
