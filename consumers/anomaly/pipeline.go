@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/internal/slab"
 	"github.com/atlas-stream/atlas/schemas"
 )
 
@@ -24,6 +25,7 @@ type Pipeline struct {
 	parts   map[pipeKey]*pipePart
 	order   []pipeKey
 	alerts  []schemas.Alert
+	keys    slab.Slab // of the re-keyed records, as the re-key writer keeps them
 }
 
 type pipeKey struct {
@@ -270,7 +272,7 @@ type memRekeyer struct{ p *Pipeline }
 
 func (m memRekeyer) Send(_ context.Context, key []byte, rec schemas.Record) {
 	pt := m.p.parts[pipeKey{m.p.cfg.RekeyTopic, PartitionOf(SubjectOf(key), m.p.cfg.Partitions)}]
-	pt.log = append(pt.log, pipeRec{key: slices.Clone(key), rec: rec})
+	pt.log = append(pt.log, pipeRec{key: m.p.keys.Copy(key), rec: rec})
 }
 func (memRekeyer) Flush(context.Context) error { return nil }
 func (memRekeyer) Close() error                { return nil }

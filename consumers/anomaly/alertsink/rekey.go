@@ -13,6 +13,7 @@ import (
 	"github.com/atlas-stream/atlas/consumers/anomaly"
 	"github.com/atlas-stream/atlas/consumers/stream"
 	"github.com/atlas-stream/atlas/internal/kafkaconn"
+	"github.com/atlas-stream/atlas/internal/slab"
 	"github.com/atlas-stream/atlas/schemas"
 )
 
@@ -324,7 +325,16 @@ type rekeyHandle struct {
 	// lastRec was encoded as lastValue (see Send).
 	lastRec   schemas.Record
 	lastValue []byte
+	// slab holds the keys and values of the messages sent: they live
+	// until acknowledged, and copying each into an allocation of its own
+	// was 3.8 allocations per event in stage one (a key per view and
+	// mark, a value per event).
+	slab slab.Slab
 }
+
+// valueHint is the room Send makes for an encoded record: simulated
+// playback and browse records take 200–300 bytes.
+const valueHint = 512
 
 var rekeyHeaders = map[schemas.Schema][]kafka.Header{
 	schemas.SchemaPlayback: headers(schemas.SchemaPlayback),
@@ -350,17 +360,18 @@ func (h *rekeyHandle) Send(ctx context.Context, key []byte, rec schemas.Record) 
 	v := h.lastValue
 	if rec != h.lastRec || v == nil {
 		var err error
-		if v, err = schemas.Append(nil, rec); err != nil {
+		if v, err = schemas.Append(h.slab.Tail(valueHint), rec); err != nil {
 			h.r.log.Error("BUG: cannot encode a decoded record for the re-key topic", "err", err)
 			return
 		}
+		v = h.slab.Keep(v)
 		h.lastRec, h.lastValue = rec, v
 	}
 	if err := h.t.add(ctx, 1); err != nil {
 		h.broken = fmt.Errorf("a re-keyed record was not sent (%w): %s cannot be committed past it", err, h.what)
 		return
 	}
-	h.r.enqueue(kafka.Message{Key: append([]byte(nil), key...), Value: v, Headers: rekeyHeaders[rec.Schema()], WriterData: h.t})
+	h.r.enqueue(kafka.Message{Key: h.slab.Copy(key), Value: v, Headers: rekeyHeaders[rec.Schema()], WriterData: h.t})
 }
 
 // Flush waits until everything sent is acknowledged. It does not send a
