@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atlas-stream/atlas/consumers/stream"
+	"github.com/atlas-stream/atlas/internal/intern"
 	"github.com/atlas-stream/atlas/schemas"
 )
 
@@ -43,6 +44,7 @@ type Forwarder struct {
 	ringPos   int
 	sent      bool
 	key       []byte
+	subjects  *intern.Recent // of the records judged on arrival: detectors keep them
 	sentViews [numViews]int
 	markTo    []int64 // per re-key partition: the newest mark sent to it
 	lastMarks int64   // newest event time when marks were last sent
@@ -92,7 +94,8 @@ const noTime = -1 << 63
 
 func newForwarder(cfg *Config, m *metrics, c stream.Claim, code int, out Rekeyer) (*Forwarder, error) {
 	f := &Forwarder{cfg: cfg, m: m, claim: c, src: source(code*cfg.Partitions + c.Partition), out: out, maxT: noTime,
-		lastMarks: noTime, markTo: make([]int64, cfg.Partitions), buckets: map[int64]bucket{}, lastMinute: noTime, from: -1}
+		lastMarks: noTime, markTo: make([]int64, cfg.Partitions), buckets: map[int64]bucket{}, lastMinute: noTime, from: -1,
+		subjects: intern.NewRecent(subjectSlots)}
 	for q := range f.markTo {
 		f.markTo[q] = noTime
 	}
@@ -307,7 +310,7 @@ func (f *Forwarder) judge(r *stream.Record, ringFrom, maxBefore int64) {
 			}
 			f.lastMinute = minute
 		}
-		f.court.judge(string(key), v, r.Value, t, live)
+		f.court.judge(f.subjects.String(key), v, r.Value, t, live)
 	}
 	if maxBefore != f.maxT {
 		f.court.advance(f.maxT, live)

@@ -58,7 +58,10 @@ type Judge struct {
 	subjects *intern.Recent // of the re-keyed records' keys
 }
 
-// subjectSlots is the size of a Judge's cache of recent subjects.
+// subjectSlots is the size of the caches of recent subjects of a Judge
+// and a Forwarder. Subjects recur close together: in BenchmarkAnomaly 256
+// slots kept nearly as many as 1024 (4.77 against 4.72 allocations per
+// event, stage two's cache alone).
 const subjectSlots = 1024
 
 type pending struct {

@@ -25,7 +25,7 @@ type Pipeline struct {
 	parts   map[pipeKey]*pipePart
 	order   []pipeKey
 	alerts  []schemas.Alert
-	keys    slab.Slab // of the re-keyed records, as the re-key writer keeps them
+	keys    slab.Slab // of the logged records: Kafka keeps them, not the processors
 }
 
 type pipeKey struct {
@@ -94,7 +94,7 @@ func (p *Pipeline) Add(partition int, rec schemas.Record) error {
 	if pt == nil {
 		return fmt.Errorf("cannot add to %s/%d: the pipeline has %d partitions", topic, partition, p.cfg.Partitions)
 	}
-	pt.log = append(pt.log, pipeRec{key: []byte(rec.Key()), rec: rec})
+	pt.log = append(pt.log, pipeRec{key: p.keys.Copy([]byte(rec.Key())), rec: rec})
 	return nil
 }
 
