@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"time"
@@ -87,8 +88,14 @@ const (
 
 type ringEntry struct {
 	offset int64
-	id     string
+	// hash of id, compared first: ids have one length, so comparing the
+	// ids compared their bytes, 64 times per record (6 % of the CPU of
+	// BenchmarkAnomaly).
+	hash uint64
+	id   string
 }
+
+var idSeed = maphash.MakeSeed()
 
 const noTime = -1 << 63
 
@@ -181,8 +188,9 @@ func (f *Forwarder) Process(ctx context.Context, r *stream.Record) error {
 		return nil
 	}
 	dup := false
+	h := maphash.String(idSeed, env.EventID)
 	for i := 0; i < f.ringN; i++ {
-		if f.ring[i].id == env.EventID {
+		if f.ring[i].hash == h && f.ring[i].id == env.EventID {
 			dup = true
 			break
 		}
@@ -191,7 +199,7 @@ func (f *Forwarder) Process(ctx context.Context, r *stream.Record) error {
 	if f.ringN > 0 {
 		ringFrom = f.ring[(f.ringPos-f.ringN+dedupRing)%dedupRing].offset
 	}
-	f.ring[f.ringPos] = ringEntry{offset: r.Offset, id: env.EventID}
+	f.ring[f.ringPos] = ringEntry{offset: r.Offset, hash: h, id: env.EventID}
 	f.ringPos = (f.ringPos + 1) % dedupRing
 	f.ringN = min(f.ringN+1, dedupRing)
 	if r.Replay && f.from >= 0 {
