@@ -53,7 +53,11 @@ func TestAggregatesStayExactThroughRebalancesAndAZombieWhoseCommitIsRefused(t *t
 	t.Logf("b left after %s; d joined", "SIGTERM")
 
 	// c stops past its session timeout: the group moves its partitions to
-	// a and d. When it wakes, its commits carry a dead generation.
+	// a and d. When it wakes, its commits carry a dead generation. It must
+	// hold work of the new generation when it stops: stopped right after
+	// the rebalance, before its first fetch came back, it once woke with
+	// nothing to commit and was never refused (a fresh-clone run).
+	s.waitMetric(c, cOps, "atlas_engine_events_total", metric(cOps, "atlas_engine_events_total")+1, 60*time.Second)
 	c.signal(syscall.SIGSTOP)
 	time.Sleep(15 * time.Second)
 	c.signal(syscall.SIGCONT)
