@@ -257,3 +257,16 @@ func TestLimitsValidateRejectsUnworkableValues(t *testing.T) {
 		t.Fatal("a negative skew validated")
 	}
 }
+
+func TestLimitsSameTreatsZeroFieldsAsTheirDefaults(t *testing.T) {
+	def := DefaultLimits()
+	if !(Limits{}).Same(def) || !def.Same(Limits{}) {
+		t.Fatal("the zero Limits and DefaultLimits() should be the same limits")
+	}
+	if (Limits{MaxStringBytes: def.MaxStringBytes + 1}).Same(Limits{}) {
+		t.Fatal("limits with a larger MaxStringBytes are the same as the defaults")
+	}
+	if !(Limits{MaxEventBytes: def.MaxEventBytes}).Same(Limits{}) {
+		t.Fatal("a field set to its default differs from the zero field")
+	}
+}

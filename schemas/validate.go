@@ -33,6 +33,10 @@ type Limits struct {
 // DefaultLimits returns the limits Atlas uses unless configured otherwise.
 func DefaultLimits() Limits { return Limits{}.withDefaults() }
 
+// Same reports whether l and o enforce the same limits, zero fields
+// taking their defaults.
+func (l Limits) Same(o Limits) bool { return l.withDefaults() == o.withDefaults() }
+
 func (l Limits) withDefaults() Limits {
 	def := func(v *int, d int) {
 		if *v == 0 {

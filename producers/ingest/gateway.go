@@ -42,6 +42,13 @@ type Sender interface {
 	SendSync(ctx context.Context, recs []schemas.Record) []error
 }
 
+// validatedSender is implemented by senders that can skip validating
+// records the gateway has just validated against limits
+// (*player.Producer does).
+type validatedSender interface {
+	SendSyncValidated(ctx context.Context, recs []schemas.Record, limits schemas.Limits) []error
+}
+
 // readier is implemented by senders that can tell whether Kafka takes
 // writes now (*player.Producer does); /readyz asks it.
 type readier interface {
@@ -532,7 +539,12 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) (int, str
 
 	if len(recs) > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.KafkaTimeout)
-		errs := g.sender.SendSync(ctx, recs)
+		var errs []error
+		if vs, ok := g.sender.(validatedSender); ok {
+			errs = vs.SendSyncValidated(ctx, recs, g.cfg.Limits) // prepare validated them
+		} else {
+			errs = g.sender.SendSync(ctx, recs)
+		}
 		cancel()
 		var unavailable error
 		for j, err := range errs {

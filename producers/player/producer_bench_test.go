@@ -10,8 +10,19 @@ import (
 )
 
 // BenchmarkMessage is the Producer's own CPU per record before kafka-go:
-// validation, encoding, routing.
+// validation, encoding, routing; "validated" leaves out the validation, as
+// for records the ingest gateway has validated (SendSyncValidated).
 func BenchmarkMessage(b *testing.B) {
+	for _, validated := range []bool{false, true} {
+		name := "validating"
+		if validated {
+			name = "validated"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkMessage(b, validated) })
+	}
+}
+
+func benchmarkMessage(b *testing.B, validated bool) {
 	p, err := New(unreachable(prometheus.NewRegistry()))
 	if err != nil {
 		b.Fatal(err)
@@ -23,7 +34,7 @@ func BenchmarkMessage(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := p.message(rec, now); err != nil {
+		if _, _, err := p.message(rec, now, validated); err != nil {
 			b.Fatal(err)
 		}
 	}

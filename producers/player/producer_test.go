@@ -203,6 +203,10 @@ func TestWhatIsRefusedBeforeKafkaIsAsked(t *testing.T) {
 	if err := p.Send(ctx, huge); !errors.As(err, &ve) || !strings.Contains(ve.Reason, "bytes encoded, over the limit of 256") {
 		t.Fatalf("Send of an oversized record: %v", err)
 	}
+	// Records the caller validated are still refused when too large encoded.
+	if errs := p.SendSyncValidated(ctx, []schemas.Record{huge}, p.cfg.Limits); !errors.As(errs[0], &ve) || !strings.Contains(ve.Reason, "bytes encoded") {
+		t.Fatalf("SendSyncValidated of an oversized record: %v", errs[0])
+	}
 	p.cfg.Limits.MaxEventBytes = 8 << 10
 
 	// A slice larger than the whole buffer can never be queued.
@@ -217,6 +221,17 @@ func TestWhatIsRefusedBeforeKafkaIsAsked(t *testing.T) {
 	}
 	if !errors.Is(errs[0], ErrBufferFull) {
 		t.Fatalf("SendSync of 601 valid records with a buffer of 600: %v, want ErrBufferFull", errs[0])
+	}
+	// Validated by the caller against the Producer's own limits (zero
+	// fields are the defaults): not validated again, so the invalid record
+	// gets as far as the buffer. Against other limits it is refused.
+	errs = p.SendSyncValidated(ctx, recs, schemas.Limits{})
+	if !errors.Is(errs[3], ErrBufferFull) {
+		t.Fatalf("SendSyncValidated with the Producer's limits: the invalid record got %v, want ErrBufferFull (not validated again)", errs[3])
+	}
+	errs = p.SendSyncValidated(ctx, recs, schemas.Limits{MaxStringBytes: 64})
+	if !errors.As(errs[3], &ve) {
+		t.Fatalf("SendSyncValidated with other limits: the invalid record got %v, want a ValidationError", errs[3])
 	}
 
 	if err := p.Close(ctx); err != nil {
