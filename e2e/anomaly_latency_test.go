@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/atlas-stream/atlas/consumers/anomaly"
+	"github.com/atlas-stream/atlas/producers/player"
 	"github.com/atlas-stream/atlas/producers/sim"
 	"github.com/atlas-stream/atlas/schemas"
 	"github.com/atlas-stream/atlas/topology"
@@ -195,7 +196,9 @@ func (s *stack) alertLatencies(t *testing.T, w *kafka.Writer, rate float64, d ti
 			t.Error(err)
 			return
 		}
-		sink := sim.WallClock{Sink: sim.NewKafkaSink(w, s.topo, 50)}
+		// Calls of 10 ms worth, as the ingest gateway's producer writes:
+		// calls of 50 records fell short of the rate (sim.LingerBatch).
+		sink := sim.WallClock{Sink: sim.NewKafkaSink(w, s.topo, sim.LingerBatch(rate, player.DefaultLinger))}
 		g.Run(ctx, &sim.Paced{Sink: sink, Rate: rate})
 	}()
 

@@ -140,7 +140,7 @@ func (b *bench) print(w io.Writer, reps int, took time.Duration) {
 			if lv.lateness != "" {
 				at += ", anomaly lateness " + lv.lateness
 			}
-			what := fmt.Sprintf("%s (%s/s): event → queryable in ClickHouse, p50 | p99 (%d markers)", at, thousands(lv.rate), lv.markers)
+			what := fmt.Sprintf("%s (%s/s, %s/s delivered): event → queryable in ClickHouse, p50 | p99 (%d markers)", at, thousands(lv.rate), thousands(lv.delivered), lv.markers)
 			target, verdict := "", ""
 			if lv.frac == 0.5 && lv.lateness == "" {
 				target = "≤ window end + 1 s"
@@ -148,6 +148,10 @@ func (b *bench) print(w io.Writer, reps int, took time.Duration) {
 				if lv.pastWindow > 0 {
 					verdict = fmt.Sprintf("MISSED by %d of %d", lv.pastWindow, lv.markers)
 				}
+			}
+			if lv.delivered < 0.95*lv.rate {
+				// The load asked for did not happen: no verdict on it.
+				target, verdict = "", fmt.Sprintf("NOT MEASURED: %.0f%% of the load delivered", 100*lv.delivered/lv.rate)
 			}
 			line("(f)", what, ms(quantile(lv.queryable, 0.5))+" | "+ms(quantile(lv.queryable, 0.99)), "", target, verdict)
 			for _, k := range []struct {
@@ -165,6 +169,9 @@ func (b *bench) print(w io.Writer, reps int, took time.Duration) {
 					verdict = atMost(float64(quantile(k.lat, 0.99).Milliseconds()), 100)
 					if len(k.lat) < k.probes/2 {
 						verdict = "MISSED: too few alerts"
+					}
+					if lv.delivered < 0.95*lv.rate {
+						verdict = fmt.Sprintf("NOT MEASURED: %.0f%% of the load delivered", 100*lv.delivered/lv.rate)
 					}
 				}
 				line("(f)", what, ms(quantile(k.lat, 0.5))+" | "+ms(quantile(k.lat, 0.99)), "", target, verdict)
