@@ -31,7 +31,9 @@
 // ([OnArrival]: the bot detector) needs neither: one input partition holds
 // all of them, in the order the profile sent them. Stage one judges it as
 // each event arrives, with no re-key hop and no wait for other partitions
-// (event → bot alert p99 27–53 ms at half load). Its time is the
+// (event → bot alert p99 27–53 ms at "half load", which until
+// 2026-11-27 was about 28 % of make bench's (b): its generator fell
+// short; see the README's Performance). Its time is the
 // partition's newest event time: a late event counts as if it had come
 // then, whatever the lateness. Stage one's checkpoint then resumes at the
 // first record of the oldest minute still in that detector's look-back
@@ -61,7 +63,7 @@
 // is latency: an alert waits for the slowest input partition and for the
 // lateness. The default lateness is none, so stage two judges each
 // source in its partition's order and alerts wait only for the slowest
-// partition: at half load a plain reader of the inputs sees every input
+// partition: at "half load" (the same ≈ 28 %) a plain reader of the inputs sees every input
 // partition hold an event past a given one after p99 107–125 ms, and
 // stuffing alerts judged by the clock took p99 131–199 ms end to end (a
 // 2 s lateness, the default before, gave 2.2–2.4 s). A lateness of a few
@@ -93,8 +95,8 @@
 // that about L / 1 min of incidents), or an incident of the network is
 // still open, or its observed accounts alone are at the threshold
 // already (the first verdict could then be critical), it waits for the
-// clock. Event → stuffing alert at half
-// load, the anomaly role alone: p50 14–23 ms, p99 37–60 ms in four runs
+// clock. Event → stuffing alert at "half
+// load" (load delivered unmeasured), the anomaly role alone: p50 14–23 ms, p99 37–60 ms in four runs
 // of five, 128 ms in one with a heavier background.
 // Config.ByClock turns it off.
 //
