@@ -42,8 +42,8 @@ type Decoder struct {
 	// recent is a direct-mapped cache in front of symbols: a hit costs a
 	// hash and one string comparison instead of a map lookup. Live, with
 	// a decoder per claimed partition, the maps were cold: symbol lookups
-	// took 6.4 % of `atlas run all`'s CPU at 20k events/s, more than half
-	// of its decoding (5.3 % with the cache).
+	// took 6.4 % of `atlas run all`'s CPU (about 13k events/s delivered),
+	// more than half of its decoding (5.3 % with the cache).
 	recent *intern.Recent
 	r      reader // reused: passing a fresh one to the field callbacks would allocate it
 	// arena holds the bytes of the current record's non-interned strings:

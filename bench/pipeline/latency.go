@@ -45,20 +45,6 @@ type level struct {
 	delivered float64
 }
 
-// counting counts what reaches its sink.
-type counting struct {
-	sim.Sink
-	n atomic.Int64
-}
-
-func (c *counting) Send(ctx context.Context, rec schemas.Record) error {
-	err := c.Sink.Send(ctx, rec)
-	if err == nil {
-		c.n.Add(1)
-	}
-	return err
-}
-
 // latency measures row (f): one `atlas run all` on a fresh stack, then for
 // each fraction of the sustainable rate, background simulator traffic at
 // that rate (event time = wall clock, so the roles' clocks move with it)
@@ -296,7 +282,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 	// delivered about 13k events/s of the 23k asked for (see
 	// sim.LingerBatch), so "50 %" and "75 %" were both about 28 %.
 	bgw := sim.NewKafkaWriter(brokers, transport)
-	bgSink := &counting{Sink: sim.NewKafkaSink(bgw, s.topo, sim.LingerBatch(lv.rate, player.DefaultLinger))}
+	bgSink := &sim.Counter{Sink: sim.NewKafkaSink(bgw, s.topo, sim.LingerBatch(lv.rate, player.DefaultLinger))}
 	defer bgw.Close()
 	var bg sync.WaitGroup
 	bg.Add(1)
@@ -377,7 +363,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 			time.Sleep(time.Until(next))
 		}
 	}
-	n0, t0 := bgSink.n.Load(), time.Now()
+	n0, t0 := bgSink.Sent(), time.Now()
 	nbots := int(d / botEvery)
 	for i := 0; i < nbots && ctx.Err() == nil; i++ {
 		probes.Add(2)
@@ -405,7 +391,7 @@ func (s *stack) probe(ctx context.Context, lv *level, d time.Duration) error {
 		time.Sleep(botEvery)
 	}
 	probes.Wait()
-	lv.delivered = float64(bgSink.n.Load()-n0) / time.Since(t0).Seconds()
+	lv.delivered = float64(bgSink.Sent()-n0) / time.Since(t0).Seconds()
 	time.Sleep(5 * time.Second) // let the last alerts and rows arrive
 	cancel()
 	stopPolling()
