@@ -171,6 +171,9 @@ func runSimulate(ctx context.Context, g *globals, cfg sim.Config, o simulateOutp
 		return runErr
 	}
 	elapsed := time.Since(start)
+	if msg := behindRate(o.rate, counter.Sent(), elapsed, o.kafka, o.batch); msg != "" {
+		fmt.Fprintln(o.stderr, "warning: "+msg)
+	}
 	if o.truth != "" {
 		if err := truth.WriteFile(o.truth); err != nil {
 			return err
@@ -244,6 +247,34 @@ func progressBar(done, total int64) string {
 	return fmt.Sprintf("[%s] %3.0f%%", bar, 100*frac)
 }
 
+// behindAfter is how long a paced run goes before its progress may warn
+// that it is behind --rate: the first writes open connections.
+const behindAfter = 5 * time.Second
+
+// behindRate returns a warning when a run paced at rate (0: unpaced) sent
+// sent records in elapsed, more than 5% fewer than asked, else "".
+// Without it a run with too small a --batch fell behind silently (see
+// sim.LingerBatch), and latencies measured under its "load" were taken at
+// about half of it.
+func behindRate(rate float64, sent int64, elapsed time.Duration, kafka bool, batch int) string {
+	if rate <= 0 || elapsed <= 0 {
+		return ""
+	}
+	got := float64(sent) / elapsed.Seconds()
+	if got >= 0.95*rate {
+		return ""
+	}
+	msg := fmt.Sprintf("sending %.0f events/s, %.0f%% of --rate %.0f: the load is lower than asked", got, 100*got/rate, rate)
+	if kafka {
+		if want := sim.LingerBatch(rate, 10*time.Millisecond); batch < want {
+			msg += fmt.Sprintf(" (each Kafka write of --batch %d records waits for its acknowledgement; try --batch %d or more)", batch, want)
+		} else {
+			msg += " (Kafka or this machine cannot take more)"
+		}
+	}
+	return msg
+}
+
 // startSimProgress shows progress on stderr: a line rewritten in place when
 // stderr is a terminal, a log line every o.logEvery otherwise. The returned
 // function stops it.
@@ -267,6 +298,7 @@ func startSimProgress(c *sim.Counter, total int64, o simulateOutputs, start time
 		defer close(finished)
 		tick := time.NewTicker(every)
 		defer tick.Stop()
+		warned := false
 		for {
 			select {
 			case <-done:
@@ -282,6 +314,16 @@ func startSimProgress(c *sim.Counter, total int64, o simulateOutputs, start time
 			eta := "?"
 			if total > 0 && rate > 0 {
 				eta = (time.Duration(float64(total-n)/rate) * time.Second).Round(time.Second).String()
+			}
+			if !warned && el >= behindAfter {
+				if msg := behindRate(o.rate, n, el, o.kafka, o.batch); msg != "" {
+					warned = true
+					if tty {
+						fmt.Fprintf(o.stderr, "\r\033[Kwarning: %s\n", msg)
+					} else {
+						slog.Warn(msg)
+					}
+				}
 			}
 			if tty {
 				fmt.Fprintf(o.stderr, "\r\033[K%s sent %d/%d events  %.0f events/s  elapsed %s  ETA %s",
