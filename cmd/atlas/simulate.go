@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
+	"github.com/atlas-stream/atlas/producers/player"
 	"github.com/atlas-stream/atlas/producers/sim"
 	"github.com/atlas-stream/atlas/producers/sim/recfile"
 	"github.com/atlas-stream/atlas/topology"
@@ -266,7 +267,8 @@ func behindRate(rate float64, sent int64, elapsed time.Duration, kafka bool, bat
 	}
 	msg := fmt.Sprintf("sending %.0f events/s, %.0f%% of --rate %.0f: the load is lower than asked", got, 100*got/rate, rate)
 	if kafka {
-		if want := sim.LingerBatch(rate, 10*time.Millisecond); batch < want {
+		// Keeping up means a write per linger of the ingest gateway's producer.
+		if want := sim.LingerBatch(rate, player.DefaultLinger); batch < want {
 			msg += fmt.Sprintf(" (each Kafka write of --batch %d records waits for its acknowledgement; try --batch %d or more)", batch, want)
 		} else {
 			msg += " (Kafka or this machine cannot take more)"
